@@ -1,0 +1,165 @@
+package policy
+
+import (
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// harden fills what the policy forces and the pod leaves unset, in place. Rules:
+//   - an explicit value is never changed, even a forbidden one: the checks deny it with a message, so users
+//     stay in control and a second pass changes nothing;
+//   - a field is not added where the API server would then refuse the object (allowPrivilegeEscalation: false
+//     beside privileged: true or an added SYS_ADMIN; Linux-only fields on a Windows pod), because that error
+//     would hide agentgate's own explanation of why the pod is denied.
+func (p *Policy) harden(pod *podView) bool {
+	if pod.windows && p.Spec.Windows == WindowsDeny {
+		return false // denied as a whole by the windows check; leave it exactly as sent
+	}
+	changed := false
+	s := pod.spec
+	if *p.Spec.ServiceAccountToken.Automount == false && s.AutomountServiceAccountToken == nil {
+		s.AutomountServiceAccountToken = ptrTo(false)
+		changed = true
+	}
+	sc := p.Spec.SecurityContext
+	if *sc.RunAsNonRoot && (s.SecurityContext == nil || s.SecurityContext.RunAsNonRoot == nil) {
+		podSC(s).RunAsNonRoot = ptrTo(true)
+		changed = true
+	}
+	// A Localhost profile needs a file name the policy cannot know: only RuntimeDefault is filled in.
+	if !pod.windows && sc.SeccompProfile == corev1.SeccompProfileTypeRuntimeDefault &&
+		(s.SecurityContext == nil || s.SecurityContext.SeccompProfile == nil) && !allContainersSetSeccomp(pod) {
+		podSC(s).SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+		changed = true
+	}
+	for _, ca := range pod.containers {
+		if p.hardenContainer(ca, pod.windows) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+func podSC(s *corev1.PodSpec) *corev1.PodSecurityContext {
+	if s.SecurityContext == nil {
+		s.SecurityContext = &corev1.PodSecurityContext{}
+	}
+	return s.SecurityContext
+}
+
+// allContainersSetSeccomp: when every container sets its own profile, a pod-level default would change nothing.
+func allContainersSetSeccomp(pod *podView) bool {
+	if len(pod.containers) == 0 {
+		return false
+	}
+	for _, ca := range pod.containers {
+		if ca.c.SecurityContext == nil || ca.c.SecurityContext.SeccompProfile == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Policy) hardenContainer(ca containerAt, windows bool) bool {
+	c := ca.c
+	changed := false
+	sc := p.Spec.SecurityContext
+	csc := func() *corev1.SecurityContext {
+		if c.SecurityContext == nil {
+			c.SecurityContext = &corev1.SecurityContext{}
+		}
+		return c.SecurityContext
+	}
+	if !windows {
+		if *sc.ReadOnlyRootFilesystem && (c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil) {
+			csc().ReadOnlyRootFilesystem = ptrTo(true)
+			changed = true
+		}
+		if !*sc.AllowPrivilegeEscalation && (c.SecurityContext == nil || c.SecurityContext.AllowPrivilegeEscalation == nil) && !conflictsWithNoEscalation(c) {
+			csc().AllowPrivilegeEscalation = ptrTo(false)
+			changed = true
+		}
+		if !dropsAll(c) {
+			caps := csc().Capabilities
+			if caps == nil {
+				caps = &corev1.Capabilities{}
+				c.SecurityContext.Capabilities = caps
+			}
+			caps.Drop = append(caps.Drop, "ALL")
+			changed = true
+		}
+	}
+	if ca.field != "ephemeralContainers" { // the API forbids resources on ephemeral containers
+		if p.hardenResources(&c.Resources) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+// conflictsWithNoEscalation: the API server refuses allowPrivilegeEscalation: false together with
+// privileged: true or an added CAP_SYS_ADMIN.
+func conflictsWithNoEscalation(c *corev1.Container) bool {
+	sc := c.SecurityContext
+	if sc == nil {
+		return false
+	}
+	if sc.Privileged != nil && *sc.Privileged {
+		return true
+	}
+	if sc.Capabilities != nil {
+		for _, a := range sc.Capabilities.Add {
+			if a == "CAP_SYS_ADMIN" || a == "SYS_ADMIN" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func dropsAll(c *corev1.Container) bool {
+	if c.SecurityContext == nil || c.SecurityContext.Capabilities == nil {
+		return false
+	}
+	return slices.ContainsFunc(c.SecurityContext.Capabilities.Drop, func(d corev1.Capability) bool {
+		return normalizeCapability(d) == "ALL"
+	})
+}
+
+// hardenResources fills default requests and limits per resource where unset, without ever producing
+// request > limit (an invalid object): a request above the default limit raises that limit to the request
+// (the max check still bounds it), and a default request above an explicit limit is lowered to the limit.
+func (p *Policy) hardenResources(r *corev1.ResourceRequirements) bool {
+	d := p.Spec.Resources.Defaults
+	changed := false
+	for _, rn := range sortedResourceNames(d.Limits) {
+		if _, ok := r.Limits[rn]; ok {
+			continue
+		}
+		lim := d.Limits[rn].DeepCopy()
+		if req, ok := r.Requests[rn]; ok && req.Cmp(lim) > 0 {
+			lim = req.DeepCopy()
+		}
+		if r.Limits == nil {
+			r.Limits = corev1.ResourceList{}
+		}
+		r.Limits[rn] = lim
+		changed = true
+	}
+	for _, rn := range sortedResourceNames(d.Requests) {
+		if _, ok := r.Requests[rn]; ok {
+			continue
+		}
+		req := d.Requests[rn].DeepCopy()
+		if lim, ok := r.Limits[rn]; ok && req.Cmp(lim) > 0 {
+			req = lim.DeepCopy()
+		}
+		if r.Requests == nil {
+			r.Requests = corev1.ResourceList{}
+		}
+		r.Requests[rn] = req
+		changed = true
+	}
+	return changed
+}

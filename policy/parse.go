@@ -1,0 +1,364 @@
+package policy
+
+import (
+	_ "embed"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+//go:embed default-policy.yaml
+var defaultPolicyYAML []byte
+
+// DefaultPolicyYAML is the embedded default policy document, byte for byte.
+func DefaultPolicyYAML() []byte { return slices.Clone(defaultPolicyYAML) }
+
+// Default parses the embedded default policy. It cannot fail: a test proves the embedded document valid.
+func Default() *Policy {
+	p, errs := Parse(defaultPolicyYAML)
+	if len(errs) > 0 {
+		panic(fmt.Sprintf("embedded default policy is invalid: %v", errs.ToAggregate()))
+	}
+	return p
+}
+
+// Policy is a parsed, defaulted and validated AgentPolicy, compiled for evaluation. It is immutable once
+// returned by Parse, so one value can serve concurrent admissions.
+type Policy struct {
+	Name string
+	Spec Spec
+
+	nsSelector      labels.Selector // nil: every namespace
+	podSelector     labels.Selector // nil: every pod
+	exemptNS        map[string]bool
+	exemptSA        map[string]bool
+	exemptContainer []containerExempt
+	allow, deny     []glob
+	denyTags        map[string]bool
+	allowedCaps     map[corev1.Capability]bool
+	blocked         [][]string
+	allowedExec     map[string]bool
+	maxResources    map[corev1.ResourceName]resource.Quantity
+}
+
+type containerExempt struct {
+	name  string
+	image glob
+}
+
+// Parse decodes one policy document (YAML or JSON) strictly, applies defaults, and validates it. All field
+// errors are returned at once, each with its path from the document root.
+func Parse(data []byte) (*Policy, field.ErrorList) {
+	root := field.NewPath("")
+	jsonData, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, field.ErrorList{field.Invalid(root, "", "not a valid YAML document: "+err.Error())}
+	}
+	var ap AgentPolicy
+	strict, err := kjson.UnmarshalStrict(jsonData, &ap, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err != nil {
+		return nil, field.ErrorList{field.Invalid(root, "", "cannot decode policy: "+err.Error())}
+	}
+	var errs field.ErrorList
+	for _, e := range strict {
+		errs = append(errs, field.Invalid(root, "", e.Error()))
+	}
+	applyDefaults(&ap.Spec)
+	p, verrs := compile(&ap)
+	errs = append(errs, verrs...)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// applyDefaults fills what a policy leaves out with the strict choice, so that a short policy is a safe one.
+func applyDefaults(s *Spec) {
+	if s.Mode == "" {
+		s.Mode = ModeEnforce
+	}
+	if s.Windows == "" {
+		s.Windows = WindowsDeny
+	}
+	sc := &s.SecurityContext
+	if sc.ReadOnlyRootFilesystem == nil {
+		sc.ReadOnlyRootFilesystem = ptrTo(true)
+	}
+	if sc.AllowPrivilegeEscalation == nil {
+		sc.AllowPrivilegeEscalation = ptrTo(false)
+	}
+	if sc.RunAsNonRoot == nil {
+		sc.RunAsNonRoot = ptrTo(true)
+	}
+	if sc.SeccompProfile == "" {
+		sc.SeccompProfile = corev1.SeccompProfileTypeRuntimeDefault
+	}
+	if s.ServiceAccountToken.Automount == nil {
+		s.ServiceAccountToken.Automount = ptrTo(false)
+	}
+	if s.Env.DenyLiteralSecrets == nil {
+		s.Env.DenyLiteralSecrets = ptrTo(true)
+	}
+}
+
+func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
+	var errs field.ErrorList
+	if ap.APIVersion != APIVersion {
+		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), ap.APIVersion, []string{APIVersion}))
+	}
+	if ap.Kind != Kind {
+		errs = append(errs, field.NotSupported(field.NewPath("kind"), ap.Kind, []string{Kind}))
+	}
+	if ap.Metadata.Name == "" {
+		errs = append(errs, field.Required(field.NewPath("metadata", "name"), "a policy needs a name: it appears in every violation"))
+	}
+	s := ap.Spec
+	sp := field.NewPath("spec")
+	p := &Policy{Name: ap.Metadata.Name, Spec: s}
+
+	switch s.Mode {
+	case ModeEnforce, ModeWarn, ModeAudit:
+	default:
+		errs = append(errs, field.NotSupported(sp.Child("mode"), s.Mode, []Mode{ModeEnforce, ModeWarn, ModeAudit}))
+	}
+	switch s.Windows {
+	case WindowsDeny, WindowsSkipLinuxChecks:
+	default:
+		errs = append(errs, field.NotSupported(sp.Child("windows"), s.Windows, []WindowsMode{WindowsDeny, WindowsSkipLinuxChecks}))
+	}
+
+	var e field.ErrorList
+	p.nsSelector, e = compileSelector(s.Match.NamespaceSelector, sp.Child("match", "namespaceSelector"))
+	errs = append(errs, e...)
+	p.podSelector, e = compileSelector(s.Match.PodSelector, sp.Child("match", "podSelector"))
+	errs = append(errs, e...)
+
+	ep := sp.Child("exempt")
+	p.exemptNS = map[string]bool{}
+	for i, ns := range s.Exempt.Namespaces {
+		if ns == "" {
+			errs = append(errs, field.Required(ep.Child("namespaces").Index(i), "an empty namespace name exempts nothing"))
+		}
+		p.exemptNS[ns] = true
+	}
+	p.exemptSA = map[string]bool{}
+	for i, sa := range s.Exempt.ServiceAccounts {
+		ns, n, ok := strings.Cut(sa, "/")
+		if !ok || ns == "" || n == "" || strings.Contains(n, "/") {
+			errs = append(errs, field.Invalid(ep.Child("serviceAccounts").Index(i), sa, `must be "namespace/name"`))
+		}
+		p.exemptSA[sa] = true
+	}
+	for i, c := range s.Exempt.Containers {
+		cp := ep.Child("containers").Index(i)
+		if c.Name == "" {
+			errs = append(errs, field.Required(cp.Child("name"), "a container exemption names the container"))
+		}
+		if c.Image == "" {
+			errs = append(errs, field.Required(cp.Child("image"), `a container exemption names the image it trusts (a glob such as "docker.io/istio/proxyv2:*")`))
+			continue
+		}
+		g, err := compileGlob(c.Image)
+		if err != nil {
+			errs = append(errs, field.Invalid(cp.Child("image"), c.Image, err.Error()))
+			continue
+		}
+		p.exemptContainer = append(p.exemptContainer, containerExempt{name: c.Name, image: g})
+	}
+
+	ip := sp.Child("images")
+	p.allow, e = compileGlobs(s.Images.Allow, ip.Child("allow"))
+	errs = append(errs, e...)
+	p.deny, e = compileGlobs(s.Images.Deny, ip.Child("deny"))
+	errs = append(errs, e...)
+	p.denyTags = map[string]bool{}
+	for i, t := range s.Images.DenyTags {
+		if _, err := name.NewTag("example.invalid/x:"+t, name.StrictValidation); err != nil {
+			errs = append(errs, field.Invalid(ip.Child("denyTags").Index(i), t, "not a valid image tag"))
+		}
+		p.denyTags[t] = true
+	}
+
+	scp := sp.Child("securityContext")
+	p.allowedCaps = map[corev1.Capability]bool{}
+	for i, c := range s.SecurityContext.AllowedCapabilities {
+		norm := normalizeCapability(c)
+		if norm == "ALL" || norm == "" {
+			errs = append(errs, field.Invalid(scp.Child("allowedCapabilities").Index(i), c, "name single capabilities such as NET_BIND_SERVICE; ALL cannot be allowed"))
+		}
+		p.allowedCaps[norm] = true
+	}
+	switch s.SecurityContext.SeccompProfile {
+	case corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeLocalhost:
+	default:
+		errs = append(errs, field.NotSupported(scp.Child("seccompProfile"), s.SecurityContext.SeccompProfile,
+			[]corev1.SeccompProfileType{corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeLocalhost}))
+	}
+
+	rp := sp.Child("resources")
+	p.maxResources = map[corev1.ResourceName]resource.Quantity{}
+	for _, rn := range sortedResourceNames(s.Resources.Max) {
+		q := s.Resources.Max[rn]
+		if q.Sign() <= 0 {
+			errs = append(errs, field.Invalid(rp.Child("max").Key(string(rn)), q.String(), "must be greater than zero"))
+		}
+		p.maxResources[rn] = q
+	}
+	dp := rp.Child("defaults")
+	for _, kind := range []struct {
+		name string
+		list corev1.ResourceList
+	}{{"requests", s.Resources.Defaults.Requests}, {"limits", s.Resources.Defaults.Limits}} {
+		for _, rn := range sortedResourceNames(kind.list) {
+			q := kind.list[rn]
+			if q.Sign() <= 0 {
+				errs = append(errs, field.Invalid(dp.Child(kind.name).Key(string(rn)), q.String(), "must be greater than zero"))
+			}
+			if m, ok := p.maxResources[rn]; ok && q.Cmp(m) > 0 {
+				errs = append(errs, field.Invalid(dp.Child(kind.name).Key(string(rn)), q.String(), fmt.Sprintf("exceeds spec.resources.max.%s (%s): every defaulted pod would be denied", rn, m.String())))
+			}
+		}
+	}
+	for _, rn := range sortedResourceNames(s.Resources.Defaults.Requests) {
+		req := s.Resources.Defaults.Requests[rn]
+		if l, ok := s.Resources.Defaults.Limits[rn]; ok && req.Cmp(l) > 0 {
+			errs = append(errs, field.Invalid(dp.Child("requests").Key(string(rn)), req.String(), "exceeds the default limit "+l.String()))
+		}
+	}
+
+	cmp := sp.Child("commands")
+	for i, b := range s.Commands.Blocked {
+		toks := strings.Fields(b)
+		if len(toks) == 0 {
+			errs = append(errs, field.Required(cmp.Child("blocked").Index(i), "an empty blocked command would match nothing"))
+			continue
+		}
+		p.blocked = append(p.blocked, toks)
+	}
+	p.allowedExec = map[string]bool{}
+	for i, a := range s.Commands.Allowed {
+		if strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \t") {
+			errs = append(errs, field.Invalid(cmp.Child("allowed").Index(i), a, "an executable name or absolute path without arguments"))
+		}
+		p.allowedExec[a] = true
+	}
+	return p, errs
+}
+
+func compileSelector(sel *metav1.LabelSelector, fp *field.Path) (labels.Selector, field.ErrorList) {
+	if sel == nil {
+		return nil, nil
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return nil, field.ErrorList{field.Invalid(fp, sel, err.Error())}
+	}
+	if s.Empty() {
+		return nil, nil
+	}
+	return s, nil
+}
+
+func compileGlobs(patterns []string, fp *field.Path) ([]glob, field.ErrorList) {
+	var errs field.ErrorList
+	out := make([]glob, 0, len(patterns))
+	for i, pat := range patterns {
+		g, err := compileGlob(pat)
+		if err != nil {
+			errs = append(errs, field.Invalid(fp.Index(i), pat, err.Error()))
+			continue
+		}
+		out = append(out, g)
+	}
+	return out, errs
+}
+
+// glob matches a normalised image name segment by segment: "*" (and path.Match syntax) within one segment,
+// "**" across any number of segments, including none.
+type glob struct {
+	source   string
+	segments []string
+}
+
+func compileGlob(pattern string) (glob, error) {
+	if pattern == "" {
+		return glob{}, fmt.Errorf("empty pattern")
+	}
+	segs := strings.Split(pattern, "/")
+	host := segs[0]
+	if len(segs) < 2 || !(strings.ContainsAny(host, ".:*") || host == "localhost") {
+		return glob{}, fmt.Errorf(`must start with a registry host, such as "docker.io/library/*" or "registry.example.com/**"`)
+	}
+	segs[0] = normalizeRegistry(host)
+	for _, s := range segs {
+		if s == "" {
+			return glob{}, fmt.Errorf("empty path segment")
+		}
+		if s == "**" {
+			continue
+		}
+		if _, err := path.Match(s, ""); err != nil {
+			return glob{}, fmt.Errorf("segment %q: %w", s, err)
+		}
+	}
+	return glob{source: pattern, segments: segs}, nil
+}
+
+func normalizeRegistry(host string) string {
+	if host == "docker.io" {
+		return name.DefaultRegistry
+	}
+	return host
+}
+
+// match reports whether the "/"-separated name matches.
+func (g glob) match(nameSegs []string) bool { return matchSegments(g.segments, nameSegs) }
+
+func matchSegments(pat, segs []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			rest := pat[1:]
+			for i := 0; i <= len(segs); i++ {
+				if matchSegments(rest, segs[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(segs) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(pat[0], segs[0]); !ok {
+			return false
+		}
+		pat, segs = pat[1:], segs[1:]
+	}
+	return len(segs) == 0
+}
+
+func sortedResourceNames(l corev1.ResourceList) []corev1.ResourceName {
+	out := make([]corev1.ResourceName, 0, len(l))
+	for k := range l {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// normalizeCapability makes "cap_net_raw" and "NET_RAW" the same capability, as container runtimes do.
+func normalizeCapability(c corev1.Capability) corev1.Capability {
+	s := strings.ToUpper(string(c))
+	return corev1.Capability(strings.TrimPrefix(s, "CAP_"))
+}
