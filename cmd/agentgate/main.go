@@ -1,0 +1,54 @@
+// Command agentgate is the admission webhook for agent pods (serve) and its offline checker (check).
+// Thin by design: flags and wiring only; every decision comes from package policy.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `agentgate: admission webhook that sandboxes agent pods
+
+Usage:
+  agentgate serve [flags]           serve /mutate, /validate, /validate-policy over HTTPS
+  agentgate check [flags] PATH...   judge manifests offline (files, folders, - for stdin)
+  agentgate version
+
+Run "agentgate COMMAND -h" for a command's flags.
+`
+
+// version is set at build time (-ldflags "-X main.version=…").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run returns the process exit code, so that tests drive the whole command without a subprocess.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stderr)
+	case "check":
+		return runCheck(args[1:], stdin, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version)
+		return 0
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "agentgate: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
