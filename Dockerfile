@@ -1,0 +1,14 @@
+# syntax=docker/dockerfile:1
+# Multi-stage: a static binary on distroless, as the nonroot user, with nothing else in the image.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/agentgate ./cmd/agentgate
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/agentgate /agentgate
+USER 65532:65532
+ENTRYPOINT ["/agentgate"]
