@@ -10,13 +10,17 @@ import (
 // capabilities: an agent gets no Linux capability but the few the policy lists.
 //
 // Restricted fields:
-//   spec.{initContainers,containers,ephemeralContainers}[*].securityContext.capabilities.drop
-//     must contain ALL (mutation appends it where missing)
-//   spec.{initContainers,containers,ephemeralContainers}[*].securityContext.capabilities.add[*]
-//     allowed values: the policy's allowedCapabilities (default NET_BIND_SERVICE), with or without CAP_,
-//     in any case; ALL is never allowed.
+//
+//	spec.{initContainers,containers,ephemeralContainers}[*].securityContext.capabilities.drop
+//	  must contain ALL, written so (mutation appends it where missing)
+//	spec.{initContainers,containers,ephemeralContainers}[*].securityContext.capabilities.add[*]
+//	  allowed values: the policy's allowedCapabilities (default NET_BIND_SERVICE), written in their canonical
+//	  form (upper case, no CAP_ prefix); ALL is never allowed.
+//
+// Spelling is exact, as in Pod Security restricted (capabilities_restricted): runtimes accept "all" or
+// "cap_net_bind_service", but Pod Security does not, and the default policy must stay a superset of it. A
+// non-canonical spelling of an allowed capability is denied with the spelling to write instead.
 var checkCapabilities = check{id: "capabilities", linuxOnly: true, run: func(p *Policy, pod *podView, r *report) {
-	allowed := allowedCapsString(p)
 	for _, ca := range pod.containers {
 		sc := ca.c.SecurityContext
 		if !dropsAll(ca.c) {
@@ -31,9 +35,14 @@ var checkCapabilities = check{id: "capabilities", linuxOnly: true, run: func(p *
 			continue
 		}
 		for j, c := range sc.Capabilities.Add {
-			if !p.allowedCaps[normalizeCapability(c)] {
-				r.add("capabilities", pod.path(ca).Child("securityContext", "capabilities", "add").Index(j), string(c), allowed,
+			norm := normalizeCapability(c)
+			switch {
+			case !p.allowedCaps[norm]:
+				r.add("capabilities", pod.path(ca).Child("securityContext", "capabilities", "add").Index(j), string(c), allowedCapsString(p),
 					"capability "+string(c)+" is not allowed for agent pods")
+			case norm != c:
+				r.add("capabilities", pod.path(ca).Child("securityContext", "capabilities", "add").Index(j), string(c), allowedCapsString(p),
+					"write capability "+string(c)+" as "+string(norm)+", the spelling Pod Security accepts")
 			}
 		}
 	}

@@ -3,7 +3,9 @@ package policy
 // hostNamespaces: sharing the node's network, process or IPC namespace lets an agent see and reach the node.
 //
 // Restricted fields:
-//   spec.hostNetwork, spec.hostPID, spec.hostIPC
+//
+//	spec.hostNetwork, spec.hostPID, spec.hostIPC
+//
 // Allowed values: false, unset. Not configurable.
 var checkHostNamespaces = check{id: "hostNamespaces", run: func(_ *Policy, pod *podView, r *report) {
 	s := pod.spec

@@ -5,7 +5,9 @@ import "strconv"
 // hostPorts: a host port binds the node's network interface and bypasses network policy.
 //
 // Restricted fields:
-//   spec.{initContainers,containers,ephemeralContainers}[*].ports[*].hostPort
+//
+//	spec.{initContainers,containers,ephemeralContainers}[*].ports[*].hostPort
+//
 // Allowed values: 0, unset. Not configurable (stricter than Pod Security baseline, which allows a list).
 var checkHostPorts = check{id: "hostPorts", run: func(_ *Policy, pod *podView, r *report) {
 	for _, ca := range pod.containers {

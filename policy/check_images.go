@@ -7,46 +7,49 @@ import (
 // images: only approved images run agents.
 //
 // Restricted fields:
-//   spec.{initContainers,containers,ephemeralContainers}[*].image
+//
+//	spec.{initContainers,containers,ephemeralContainers}[*].image
+//
 // Allowed values: a reference that go-containerregistry parses, whose normalised registry/repository
 //   - matches no images.deny pattern (deny wins over allow),
 //   - matches an images.allow pattern when the list is non-empty,
-//   - has no tag listed in images.denyTags (a reference with neither tag nor digest means :latest),
+//   - has no tag listed in images.denyTags (a reference with neither tag nor digest means :latest), unless a
+//     digest pins it (the runtime then ignores the tag: "runner:latest@sha256:…" passes),
 //   - carries a digest when images.requireDigest is true.
+//
 // Patterns are globs over the normalised "registry/repository": "*" one path segment, "**" any depth;
 // docker.io and index.docker.io are one registry.
 var checkImages = check{id: "images", run: func(p *Policy, pod *podView, r *report) {
 	imgs := p.Spec.Images
 	for _, ca := range pod.containers {
-		fp := pod.path(ca).Child("image")
 		ref := ca.c.Image
 		img, err := parseImage(ref)
 		if err != nil {
-			r.add("images", fp, quote(ref), "a valid image reference", "the image reference does not parse: "+err.Error())
+			r.add("images", pod.path(ca).Child("image"), quote(ref), "a valid image reference", "the image reference does not parse: "+err.Error())
 			continue
 		}
 		segs := img.repoSegments()
 		if g, ok := firstMatch(p.deny, segs); ok {
-			r.add("images", fp, quote(ref), "images not matching "+quote(g.source),
+			r.add("images", pod.path(ca).Child("image"), quote(ref), "images not matching "+quote(g.source),
 				"image "+img.registry+"/"+img.repository+" is denied by pattern "+quote(g.source))
 		} else if len(p.allow) > 0 {
 			if _, ok := firstMatch(p.allow, segs); !ok {
-				r.add("images", fp, quote(ref), "images matching "+patternList(imgs.Allow),
+				r.add("images", pod.path(ca).Child("image"), quote(ref), "images matching "+patternList(imgs.Allow),
 					"image "+img.registry+"/"+img.repository+" is not on the allowlist")
 			}
 		}
 		if len(p.denyTags) > 0 {
 			switch {
-			case img.tag != "" && p.denyTags[img.tag]:
-				r.add("images", fp, quote(ref), "a tag not in "+patternList(imgs.DenyTags)+", or a digest",
+			case img.tag != "" && img.digest == "" && p.denyTags[img.tag]:
+				r.add("images", pod.path(ca).Child("image"), quote(ref), "a tag not in "+patternList(imgs.DenyTags)+", or a digest",
 					"tag "+quote(img.tag)+" is mutable and denied: pin a version or a digest")
 			case img.tag == "" && img.digest == "" && p.denyTags["latest"]:
-				r.add("images", fp, quote(ref), "an explicit tag not in "+patternList(imgs.DenyTags)+", or a digest",
+				r.add("images", pod.path(ca).Child("image"), quote(ref), "an explicit tag not in "+patternList(imgs.DenyTags)+", or a digest",
 					"an image without tag or digest means :latest, which is denied: pin a version or a digest")
 			}
 		}
 		if imgs.RequireDigest && img.digest == "" {
-			r.add("images", fp, quote(ref), "a reference with @sha256:… digest", "the policy requires images pinned by digest")
+			r.add("images", pod.path(ca).Child("image"), quote(ref), "a reference with @sha256:… digest", "the policy requires images pinned by digest")
 		}
 	}
 }}

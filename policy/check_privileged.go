@@ -3,7 +3,9 @@ package policy
 // privileged: a privileged container has every device and capability of the node.
 //
 // Restricted fields:
-//   spec.{initContainers,containers,ephemeralContainers}[*].securityContext.privileged
+//
+//	spec.{initContainers,containers,ephemeralContainers}[*].securityContext.privileged
+//
 // Allowed values: false, unset. Not configurable.
 var checkPrivileged = check{id: "privileged", run: func(_ *Policy, pod *podView, r *report) {
 	for _, ca := range pod.containers {

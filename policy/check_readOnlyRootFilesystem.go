@@ -3,7 +3,9 @@ package policy
 // readOnlyRootFilesystem: a task that writes to its image is a task that can plant something for the next one.
 //
 // Restricted fields:
-//   spec.{initContainers,containers,ephemeralContainers}[*].securityContext.readOnlyRootFilesystem
+//
+//	spec.{initContainers,containers,ephemeralContainers}[*].securityContext.readOnlyRootFilesystem
+//
 // Allowed values: true (set by mutation where unset), when the policy's securityContext.readOnlyRootFilesystem
 // is true (the default).
 var checkReadOnlyRootFilesystem = check{id: "readOnlyRootFilesystem", linuxOnly: true, run: func(p *Policy, pod *podView, r *report) {

@@ -3,8 +3,10 @@ package policy
 // runAsNonRoot: agents must not run as root, so that the kubelet refuses an image whose user is root.
 //
 // Restricted fields:
-//   spec.securityContext.runAsNonRoot
-//   spec.{initContainers,containers,ephemeralContainers}[*].securityContext.runAsNonRoot
+//
+//	spec.securityContext.runAsNonRoot
+//	spec.{initContainers,containers,ephemeralContainers}[*].securityContext.runAsNonRoot
+//
 // Allowed values: true at pod level (set by mutation where unset) with no container setting false, or true on
 // every container; when the policy's securityContext.runAsNonRoot is true (the default).
 var checkRunAsNonRoot = check{id: "runAsNonRoot", run: func(p *Policy, pod *podView, r *report) {

@@ -5,8 +5,10 @@ import "strconv"
 // runAsUser: user 0 is root whatever runAsNonRoot says.
 //
 // Restricted fields:
-//   spec.securityContext.runAsUser
-//   spec.{initContainers,containers,ephemeralContainers}[*].securityContext.runAsUser
+//
+//	spec.securityContext.runAsUser
+//	spec.{initContainers,containers,ephemeralContainers}[*].securityContext.runAsUser
+//
 // Allowed values: non-zero, unset; when the policy's securityContext.runAsNonRoot is true (the default).
 var checkRunAsUser = check{id: "runAsUser", linuxOnly: true, run: func(p *Policy, pod *podView, r *report) {
 	if !*p.Spec.SecurityContext.RunAsNonRoot {

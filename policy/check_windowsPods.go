@@ -4,7 +4,9 @@ package policy
 // nothing on Windows nodes.
 //
 // Restricted fields:
-//   spec.os.name
+//
+//	spec.os.name
+//
 // Allowed values: unset, linux; windows only when the policy says windows: skipLinuxChecks.
 var checkWindows = check{id: "windows", run: func(p *Policy, pod *podView, r *report) {
 	if pod.windows && p.Spec.Windows == WindowsDeny {

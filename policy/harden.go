@@ -13,9 +13,10 @@ import (
 //     beside privileged: true or an added SYS_ADMIN; Linux-only fields on a Windows pod), because that error
 //     would hide agentgate's own explanation of why the pod is denied.
 func (p *Policy) harden(pod *podView) bool {
-	if pod.windows && p.Spec.Windows == WindowsDeny {
-		return false // denied as a whole by the windows check; leave it exactly as sent
-	}
+	// A Windows pod gets the platform-neutral fields only (automount, runAsNonRoot, resources), whatever
+	// spec.windows says. Under windows: deny it is denied anyway, so Mutate sends it back unpatched; filling
+	// those fields here keeps Judge's report to the one real problem (spec.os.name) instead of adding
+	// complaints about fields that mutation fills for every other pod.
 	changed := false
 	s := pod.spec
 	if *p.Spec.ServiceAccountToken.Automount == false && s.AutomountServiceAccountToken == nil {
@@ -27,9 +28,11 @@ func (p *Policy) harden(pod *podView) bool {
 		podSC(s).RunAsNonRoot = ptrTo(true)
 		changed = true
 	}
-	// A Localhost profile needs a file name the policy cannot know: only RuntimeDefault is filled in.
+	// A Localhost profile needs a file name the policy cannot know: only RuntimeDefault is filled in. It is
+	// filled even when every container sets its own profile: a container added later (an ephemeral debug
+	// container, which mutation never sees) then inherits it.
 	if !pod.windows && sc.SeccompProfile == corev1.SeccompProfileTypeRuntimeDefault &&
-		(s.SecurityContext == nil || s.SecurityContext.SeccompProfile == nil) && !allContainersSetSeccomp(pod) {
+		(s.SecurityContext == nil || s.SecurityContext.SeccompProfile == nil) {
 		podSC(s).SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
 		changed = true
 	}
@@ -46,19 +49,6 @@ func podSC(s *corev1.PodSpec) *corev1.PodSecurityContext {
 		s.SecurityContext = &corev1.PodSecurityContext{}
 	}
 	return s.SecurityContext
-}
-
-// allContainersSetSeccomp: when every container sets its own profile, a pod-level default would change nothing.
-func allContainersSetSeccomp(pod *podView) bool {
-	if len(pod.containers) == 0 {
-		return false
-	}
-	for _, ca := range pod.containers {
-		if ca.c.SecurityContext == nil || ca.c.SecurityContext.SeccompProfile == nil {
-			return false
-		}
-	}
-	return true
 }
 
 func (p *Policy) hardenContainer(ca containerAt, windows bool) bool {
@@ -118,13 +108,13 @@ func conflictsWithNoEscalation(c *corev1.Container) bool {
 	return false
 }
 
+// dropsAll wants "ALL" exactly, as Pod Security restricted does: a drop list with only "all" gets "ALL"
+// appended by hardening rather than passing agentgate and failing restricted.
 func dropsAll(c *corev1.Container) bool {
 	if c.SecurityContext == nil || c.SecurityContext.Capabilities == nil {
 		return false
 	}
-	return slices.ContainsFunc(c.SecurityContext.Capabilities.Drop, func(d corev1.Capability) bool {
-		return normalizeCapability(d) == "ALL"
-	})
+	return slices.Contains(c.SecurityContext.Capabilities.Drop, "ALL")
 }
 
 // hardenResources fills default requests and limits per resource where unset, without ever producing

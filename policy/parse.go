@@ -2,9 +2,12 @@ package policy
 
 import (
 	_ "embed"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -67,11 +70,15 @@ func Parse(data []byte) (*Policy, field.ErrorList) {
 	var ap AgentPolicy
 	strict, err := kjson.UnmarshalStrict(jsonData, &ap, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
 	if err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, field.ErrorList{field.TypeInvalid(fieldPathOf(te.Field), te.Value, "cannot decode policy: "+err.Error())}
+		}
 		return nil, field.ErrorList{field.Invalid(root, "", "cannot decode policy: "+err.Error())}
 	}
 	var errs field.ErrorList
 	for _, e := range strict {
-		errs = append(errs, field.Invalid(root, "", e.Error()))
+		errs = append(errs, strictFieldError(e))
 	}
 	applyDefaults(&ap.Spec)
 	p, verrs := compile(&ap)
@@ -80,6 +87,43 @@ func Parse(data []byte) (*Policy, field.ErrorList) {
 		return nil, errs
 	}
 	return p, nil
+}
+
+// strictFieldError reports an unknown or duplicated field at its own path ("spec.images.alow"), so that
+// /validate-policy and kubectl show where it is, like every other field error.
+func strictFieldError(err error) *field.Error {
+	var fe kjson.FieldError
+	if !errors.As(err, &fe) {
+		return field.Invalid(field.NewPath(""), "", err.Error())
+	}
+	detail := "unknown field: decoding is strict; check its spelling and place against apiVersion " + APIVersion
+	if strings.HasPrefix(err.Error(), "duplicate field") {
+		detail = "duplicate field: the value would depend on which occurrence a decoder keeps"
+	}
+	return field.Forbidden(fieldPathOf(fe.FieldPath()), detail)
+}
+
+// fieldPathOf turns a decoder's dotted path ("spec.exempt.containers[0].nme") back into a field.Path.
+func fieldPathOf(s string) *field.Path {
+	var p *field.Path
+	for _, part := range strings.Split(s, ".") {
+		name, rest, _ := strings.Cut(part, "[")
+		if p == nil {
+			p = field.NewPath(name)
+		} else {
+			p = p.Child(name)
+		}
+		for rest != "" {
+			idx, after, _ := strings.Cut(rest, "]")
+			if i, err := strconv.Atoi(idx); err == nil {
+				p = p.Index(i)
+			} else {
+				p = p.Key(idx)
+			}
+			rest = strings.TrimPrefix(after, "[")
+		}
+	}
+	return p
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -4,7 +4,9 @@ package policy
 // Kubernetes identity.
 //
 // Restricted fields:
-//   spec.automountServiceAccountToken
+//
+//	spec.automountServiceAccountToken
+//
 // Allowed values: false (set by mutation where unset), when the policy's serviceAccountToken.automount is false.
 var checkAutomountToken = check{id: "automountServiceAccountToken", run: func(p *Policy, pod *podView, r *report) {
 	if *p.Spec.ServiceAccountToken.Automount {
