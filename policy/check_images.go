@@ -2,6 +2,8 @@ package policy
 
 import (
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // images: only approved images run agents.
@@ -9,6 +11,7 @@ import (
 // Restricted fields:
 //
 //	spec.{initContainers,containers,ephemeralContainers}[*].image
+//	spec.volumes[*].image.reference
 //
 // Allowed values: a reference that go-containerregistry parses, whose normalised registry/repository
 //   - matches no images.deny pattern (deny wins over allow),
@@ -20,39 +23,51 @@ import (
 // Patterns are globs over the normalised "registry/repository": "*" one path segment, "**" any depth;
 // docker.io and index.docker.io are one registry.
 var checkImages = check{id: "images", run: func(p *Policy, pod *podView, r *report) {
-	imgs := p.Spec.Images
 	for _, ca := range pod.containers {
-		ref := ca.c.Image
-		img, err := parseImage(ref)
-		if err != nil {
-			r.add("images", pod.path(ca).Child("image"), quote(ref), "a valid image reference", "the image reference does not parse: "+err.Error())
-			continue
-		}
-		segs := img.repoSegments()
-		if g, ok := firstMatch(p.deny, segs); ok {
-			r.add("images", pod.path(ca).Child("image"), quote(ref), "images not matching "+quote(g.source),
-				"image "+img.registry+"/"+img.repository+" is denied by pattern "+quote(g.source))
-		} else if len(p.allow) > 0 {
-			if _, ok := firstMatch(p.allow, segs); !ok {
-				r.add("images", pod.path(ca).Child("image"), quote(ref), "images matching "+patternList(imgs.Allow),
-					"image "+img.registry+"/"+img.repository+" is not on the allowlist")
-			}
-		}
-		if len(p.denyTags) > 0 {
-			switch {
-			case img.tag != "" && img.digest == "" && p.denyTags[img.tag]:
-				r.add("images", pod.path(ca).Child("image"), quote(ref), "a tag not in "+patternList(imgs.DenyTags)+", or a digest",
-					"tag "+quote(img.tag)+" is mutable and denied: pin a version or a digest")
-			case img.tag == "" && img.digest == "" && p.denyTags["latest"]:
-				r.add("images", pod.path(ca).Child("image"), quote(ref), "an explicit tag not in "+patternList(imgs.DenyTags)+", or a digest",
-					"an image without tag or digest means :latest, which is denied: pin a version or a digest")
-			}
-		}
-		if imgs.RequireDigest && img.digest == "" {
-			r.add("images", pod.path(ca).Child("image"), quote(ref), "a reference with @sha256:… digest", "the policy requires images pinned by digest")
+		p.judgeImage(ca.c.Image, func() *field.Path { return pod.path(ca).Child("image") }, r)
+	}
+	// Image volumes (spec.volumes[*].image.reference) pull images too: the same rules apply, or the
+	// allowlist could be bypassed by mounting an unapproved image's filesystem.
+	for i := range pod.spec.Volumes {
+		if v := pod.spec.Volumes[i].Image; v != nil {
+			p.judgeImage(v.Reference, func() *field.Path { return pod.specPath.Child("volumes").Index(i).Child("image", "reference") }, r)
 		}
 	}
 }}
+
+// judgeImage applies every image rule to one reference. at builds the field path only when something is
+// reported, so a compliant pod costs no allocation here.
+func (p *Policy) judgeImage(ref string, at func() *field.Path, r *report) {
+	imgs := p.Spec.Images
+	img, err := parseImage(ref)
+	if err != nil {
+		r.add("images", at(), quote(ref), "a valid image reference", "the image reference does not parse: "+err.Error())
+		return
+	}
+	segs := img.repoSegments()
+	if g, ok := firstMatch(p.deny, segs); ok {
+		r.add("images", at(), quote(ref), "images not matching "+quote(g.source),
+			"image "+img.registry+"/"+img.repository+" is denied by pattern "+quote(g.source))
+	} else if len(p.allow) > 0 {
+		if _, ok := firstMatch(p.allow, segs); !ok {
+			r.add("images", at(), quote(ref), "images matching "+patternList(imgs.Allow),
+				"image "+img.registry+"/"+img.repository+" is not on the allowlist")
+		}
+	}
+	if len(p.denyTags) > 0 {
+		switch {
+		case img.tag != "" && img.digest == "" && p.denyTags[img.tag]:
+			r.add("images", at(), quote(ref), "a tag not in "+patternList(imgs.DenyTags)+", or a digest",
+				"tag "+quote(img.tag)+" is mutable and denied: pin a version or a digest")
+		case img.tag == "" && img.digest == "" && p.denyTags["latest"]:
+			r.add("images", at(), quote(ref), "an explicit tag not in "+patternList(imgs.DenyTags)+", or a digest",
+				"an image without tag or digest means :latest, which is denied: pin a version or a digest")
+		}
+	}
+	if imgs.RequireDigest && img.digest == "" {
+		r.add("images", at(), quote(ref), "a reference with @sha256:… digest", "the policy requires images pinned by digest")
+	}
+}
 
 func firstMatch(globs []glob, segs []string) (glob, bool) {
 	for _, g := range globs {

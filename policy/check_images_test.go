@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strconv"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -159,4 +160,18 @@ func TestCheckImages(t *testing.T) {
 		},
 	})
 	runCheckCases(t, checkImages, cases)
+}
+
+func TestImagesJudgesImageVolumes(t *testing.T) {
+	pod := validPod()
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "tools", VolumeSource: corev1.VolumeSource{
+		Image: &corev1.ImageVolumeSource{Reference: "docker.io/library/busybox:1.36"}}})
+	vs := runCheck(t, Default(), checkImages, pod)
+	if len(vs) != 1 {
+		t.Fatalf("want one violation for the image volume, got %+v", vs)
+	}
+	want := "spec.volumes[" + strconv.Itoa(len(pod.Spec.Volumes)-1) + "].image.reference"
+	if vs[0].Field != want || vs[0].Found != `"docker.io/library/busybox:1.36"` {
+		t.Errorf("got %s %s, want %s", vs[0].Field, vs[0].Found, want)
+	}
 }
