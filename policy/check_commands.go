@@ -47,7 +47,8 @@ var checkCommands = check{id: "commands", run: func(p *Policy, pod *podView, r *
 		}
 		toks := tokenize(buf[:0], c.Command, 0)
 		toks = tokenize(toks, c.Args, 1)
-		for _, pat := range p.blocked {
+		for _, bc := range p.blocked {
+			pat := bc.tokens
 			last := -1 // the element last reported for this pattern, as list<<32|index
 			for start := 0; start+len(pat) <= len(toks); start++ {
 				if !matchTokens(pat, toks[start:start+len(pat)]) {
@@ -56,7 +57,7 @@ var checkCommands = check{id: "commands", run: func(p *Policy, pod *podView, r *
 				t := toks[start]
 				if key := t.list<<32 | t.index; key != last {
 					last = key
-					reportBlocked(pod, ca, r, pat, t)
+					reportBlocked(pod, ca, r, bc, t)
 				}
 			}
 		}
@@ -89,9 +90,14 @@ func normToken(t string) string {
 	return s
 }
 
+// blockedCommand is a blocked entry, its tokens normalised once at parse time (see normToken).
+type blockedCommand struct {
+	tokens []string
+	source string
+}
+
 func matchTokens(pat []string, toks []cmdToken) bool {
 	for i, pt := range pat {
-		pt = normToken(pt)
 		if s := toks[i].s; s != pt && baseName(s) != pt {
 			return false
 		}
@@ -114,12 +120,12 @@ func baseName(s string) string {
 	return t
 }
 
-func reportBlocked(pod *podView, ca containerAt, r *report, pat []string, t cmdToken) {
+func reportBlocked(pod *podView, ca containerAt, r *report, bc blockedCommand, t cmdToken) {
 	name, elems := "command", ca.c.Command
 	if t.list == 1 {
 		name, elems = "args", ca.c.Args
 	}
-	blocked := strings.Join(pat, " ")
+	blocked := strings.Join(strings.Fields(bc.source), " ")
 	r.add("commands", pod.path(ca).Child(name).Index(t.index), quote(elems[t.index]), "commands without "+quote(blocked),
 		"blocked command "+quote(blocked)+" in the container's command line")
 }

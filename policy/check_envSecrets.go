@@ -49,8 +49,10 @@ func secretLikeName(name string) bool {
 
 // containsFold reports whether upper, an ASCII upper-case word, occurs in s in any case.
 func containsFold(s, upper string) bool {
+	first := upper[0] | 0x20
 	for i := 0; i+len(upper) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(upper)], upper) {
+		// Cheap first-byte test (ASCII case folded) before the full comparison: env names are many, hits rare.
+		if s[i]|0x20 == first && strings.EqualFold(s[i:i+len(upper)], upper) {
 			return true
 		}
 	}

@@ -49,7 +49,7 @@ type Policy struct {
 	allow, deny     []glob
 	denyTags        map[string]bool
 	allowedCaps     map[corev1.Capability]bool
-	blocked         [][]string
+	blocked         []blockedCommand
 	allowedExec     map[string]bool
 	maxResources    map[corev1.ResourceName]resource.Quantity
 }
@@ -289,7 +289,11 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 			errs = append(errs, field.Required(cmp.Child("blocked").Index(i), "an empty blocked command would match nothing"))
 			continue
 		}
-		p.blocked = append(p.blocked, toks)
+		norm := make([]string, len(toks))
+		for j, t := range toks {
+			norm[j] = normToken(t)
+		}
+		p.blocked = append(p.blocked, blockedCommand{tokens: norm, source: b})
 	}
 	p.allowedExec = map[string]bool{}
 	for i, a := range s.Commands.Allowed {

@@ -1,0 +1,167 @@
+package policy
+
+// Benchmarks for BENCHMARKS.md:
+//
+//	go test ./policy/ -run '^$' -bench . -benchmem
+//
+// Target (issue 2): Check ≤ 5 µs/op and ≤ 20 allocs/op on the small pod.
+
+import (
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// benchNS is a labelled agent namespace, so the default policy's namespaceSelector is evaluated for real.
+var benchNS = Namespace{Name: "agents", Labels: map[string]string{"agentgate.io/agents": "true", "team": "automation"}}
+
+// benchContainer is an agent container as users write it: nothing agentgate forces is set.
+func benchContainer(name string, envs, mounts int) corev1.Container {
+	c := corev1.Container{
+		Name:    name,
+		Image:   "registry.corp.example/agents/" + name + ":1.4.2",
+		Command: []string{"/usr/local/bin/agent"},
+		Args:    []string{"--control-plane=https://control-plane.corp.example:8443", "--queue=tasks-" + name, "--concurrency=4"},
+		Ports:   []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9090, Protocol: corev1.ProtocolTCP}},
+		LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("metrics")}},
+			PeriodSeconds: 10},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9090)}}},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")},
+		},
+	}
+	for i := range envs {
+		c.Env = append(c.Env, corev1.EnvVar{
+			Name:  fmt.Sprintf("AGENT_SETTING_%02d", i),
+			Value: fmt.Sprintf("value-%02d-for-%s-with-some-realistic-length-/opt/agent/config/%s/%02d.yaml", i, name, name, i),
+		})
+	}
+	c.Env = append(c.Env, corev1.EnvVar{Name: "API_TOKEN", ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "agent-token"}, Key: "token"}}})
+	for i := range mounts {
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: fmt.Sprintf("work-%d", i), MountPath: fmt.Sprintf("/work/%s/%d", name, i)})
+	}
+	return c
+}
+
+// benchPod builds a Pod with n containers (the first as an init container when n > 2).
+func benchPod(name string, n, envs, mounts int) *corev1.Pod {
+	p := &corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "agents",
+			Labels:      map[string]string{"app.kubernetes.io/name": "agent", "app.kubernetes.io/instance": name},
+			Annotations: map[string]string{"agentgate.io/owner": "automation"}},
+		Spec: corev1.PodSpec{ServiceAccountName: "agent", RestartPolicy: corev1.RestartPolicyNever},
+	}
+	for i := range mounts {
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: fmt.Sprintf("work-%d", i), VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	}
+	for i := range n {
+		c := benchContainer(fmt.Sprintf("worker-%02d", i), envs, mounts)
+		if n > 2 && i == 0 {
+			p.Spec.InitContainers = append(p.Spec.InitContainers, c)
+			continue
+		}
+		p.Spec.Containers = append(p.Spec.Containers, c)
+	}
+	return p
+}
+
+type benchCase struct {
+	name     string
+	pod      *Workload // as sent
+	hardened *Workload
+	size     int // JSON bytes as sent
+}
+
+func benchCases(tb testing.TB) []benchCase {
+	set := NewSet(Default())
+	var out []benchCase
+	for _, bc := range []struct {
+		name                string
+		containers, envs, m int
+	}{
+		{"small", 2, 4, 1},
+		{"large", 11, 24, 4},
+	} {
+		pod := benchPod("agent-"+bc.name, bc.containers, bc.envs, bc.m)
+		w, err := NewWorkload(pod)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		h := w.DeepCopy()
+		set.Harden(h, benchNS)
+		out = append(out, benchCase{name: bc.name, pod: w, hardened: h, size: len(mustJSON(tb, pod))})
+	}
+	return out
+}
+
+// TestBenchmarkPods: the benchmark pods are what they claim: compliant after hardening (so Check runs every
+// check to the end), the small one with 2 containers, the large one with 11 and about 40 KB of JSON.
+func TestBenchmarkPods(t *testing.T) {
+	set := NewSet(Default())
+	for _, bc := range benchCases(t) {
+		if res := set.Evaluate(bc.hardened, benchNS); !res.Allowed() {
+			t.Errorf("%s: hardened pod denied: %q", bc.name, violationKeys(res.Violations))
+		}
+		if res := set.Evaluate(bc.pod, benchNS); res.Allowed() {
+			t.Errorf("%s: the pod as sent passes; hardening would have nothing to do", bc.name)
+		}
+		n := len(bc.pod.Spec.Containers) + len(bc.pod.Spec.InitContainers)
+		switch bc.name {
+		case "small":
+			if n != 2 {
+				t.Errorf("small pod has %d containers", n)
+			}
+		case "large":
+			if n != 11 || bc.size < 36_000 || bc.size > 44_000 {
+				t.Errorf("large pod: %d containers, %d bytes; want 11 and about 40 KB", n, bc.size)
+			}
+		}
+		t.Logf("%s: %d containers, %d bytes", bc.name, n, bc.size)
+	}
+}
+
+// BenchmarkCheck is Set.Evaluate on an already hardened pod: what the validating webhook does per admission
+// after decoding.
+func BenchmarkCheck(b *testing.B) {
+	set := NewSet(Default())
+	for _, bc := range benchCases(b) {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				res := set.Evaluate(bc.hardened, benchNS)
+				if !res.Allowed() {
+					b.Fatal("denied")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHarden hardens a fresh copy of the pod as sent each time (Harden works in place; Mutate copies
+// too). "copy" is the DeepCopy alone, to subtract.
+func BenchmarkHarden(b *testing.B) {
+	set := NewSet(Default())
+	for _, bc := range benchCases(b) {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				h := bc.pod.DeepCopy()
+				if !set.Harden(h, benchNS) {
+					b.Fatal("nothing hardened")
+				}
+			}
+		})
+		b.Run(bc.name+"/copy", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = bc.pod.DeepCopy()
+			}
+		})
+	}
+}
