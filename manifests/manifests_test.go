@@ -7,6 +7,9 @@ import (
 	"os"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+
 	"agentgate.io/agentgate/policy"
 )
 
@@ -17,5 +20,35 @@ func TestInstalledDefaultPolicyIsTheEmbeddedOne(t *testing.T) {
 	}
 	if !bytes.Equal(installed, policy.DefaultPolicyYAML()) {
 		t.Fatal("manifests/base/policy.yaml differs from policy/default-policy.yaml: copy one onto the other (DESIGN.md: the same document)")
+	}
+}
+
+// TestOwnDeploymentPassesOwnPolicy judges agentgate's own Deployment with the default policy, namespace labels
+// unknown (every selector matches): no violation, and hardening has nothing left to fill in.
+func TestOwnDeploymentPassesOwnPolicy(t *testing.T) {
+	data, err := os.ReadFile("base/deployment.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonData, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := policy.DecodeWorkload(schema.GroupKind{Group: "apps", Kind: "Deployment"}, jsonData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := policy.NewSet(policy.Default())
+	ns := policy.Namespace{Name: "agentgate-system"}
+	res := set.Judge(w, ns)
+	for _, v := range res.Violations {
+		t.Errorf("%s: %s", v.Field, v.Message)
+	}
+	if len(res.Matched) == 0 {
+		t.Fatal("the default policy did not select agentgate's own pod: the test proves nothing")
+	}
+	hardened := w.DeepCopy()
+	if set.Harden(hardened, ns) {
+		t.Errorf("hardening changed agentgate's own pod template: it should already be as hardened as the pods it admits\n%+v", hardened.Spec)
 	}
 }

@@ -7,9 +7,10 @@ package policy
 //
 //	spec.automountServiceAccountToken
 //
-// Allowed values: false (set by mutation where unset), when the policy's serviceAccountToken.automount is false.
+// Allowed values: false (set by mutation where unset), when the policy's serviceAccountToken.automount is false
+// and the pod's service account is not in serviceAccountToken.allowServiceAccounts.
 var checkAutomountToken = check{id: "automountServiceAccountToken", run: func(p *Policy, pod *podView, r *report) {
-	if *p.Spec.ServiceAccountToken.Automount {
+	if pod.mayMountToken {
 		return
 	}
 	if a := pod.spec.AutomountServiceAccountToken; a == nil || *a {

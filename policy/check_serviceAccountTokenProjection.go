@@ -14,7 +14,7 @@ import corev1 "k8s.io/api/core/v1"
 // service mesh sidecar's token, reaches no judged container. The kube-api-access-* volume that the
 // ServiceAccount admission plugin adds is never seen here: the plugin adds none when automount is false.
 var checkTokenProjection = check{id: "serviceAccountTokenProjection", run: func(p *Policy, pod *podView, r *report) {
-	if *p.Spec.ServiceAccountToken.Automount {
+	if pod.mayMountToken {
 		return
 	}
 	for i := range pod.spec.Volumes {

@@ -65,6 +65,9 @@ type podView struct {
 	specPath   *field.Path
 	containers []containerAt
 	windows    bool
+	// mayMountToken: the policy lets this pod carry a service-account token (automount not forced off, or
+	// its service account is listed in serviceAccountToken.allowServiceAccounts).
+	mayMountToken bool
 }
 
 // containerAt is one container of any kind. Its path is built only when a violation needs it.
@@ -86,6 +89,8 @@ func newPodView(p *Policy, w *Workload, exempted func(containerAt)) *podView {
 		meta: w.PodMeta, metaPath: w.PodMetaPath, spec: s, specPath: w.SpecPath,
 		containers: make([]containerAt, 0, len(s.InitContainers)+len(s.Containers)+len(s.EphemeralContainers)),
 		windows:    s.OS != nil && s.OS.Name == corev1.Windows,
+
+		mayMountToken: *p.Spec.ServiceAccountToken.Automount,
 	}
 	add := func(c *corev1.Container, kind string, i int) {
 		ca := containerAt{c: c, field: kind, index: i}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"slices"
 	"strings"
 
@@ -78,11 +79,7 @@ func (p *Policy) selects(w *Workload, ns Namespace) (bool, *Exemption) {
 		return false, &Exemption{Policy: p.Name, Reason: "namespace", Field: "metadata.namespace", Detail: "namespace " + ns.Name + " is exempt"}
 	}
 	if len(p.exemptSA) > 0 {
-		sa := w.Spec.ServiceAccountName
-		if sa == "" {
-			sa = "default"
-		}
-		if key := ns.Name + "/" + sa; p.exemptSA[key] {
+		if key := serviceAccountKey(ns.Name, w.Spec); p.exemptSA[key] {
 			return false, &Exemption{Policy: p.Name, Reason: "serviceAccount", Field: w.SpecPath.Child("serviceAccountName").String(), Detail: "service account " + key + " is exempt"}
 		}
 	}
@@ -108,6 +105,7 @@ func (s *Set) Evaluate(w *Workload, ns Namespace) Result {
 				Detail: "container " + ca.c.Name + " (" + ca.c.Image + ") is exempt",
 			})
 		})
+		pod.mayMountToken = pod.mayMountToken || p.tokenSA[serviceAccountKey(ns.Name, w.Spec)]
 		res.Violations = append(res.Violations, p.check(pod)...)
 	}
 	return res
@@ -121,7 +119,9 @@ func (s *Set) Harden(w *Workload, ns Namespace) bool {
 		if ok, _ := p.selects(w, ns); !ok {
 			continue
 		}
-		if p.harden(newPodView(p, w, nil)) {
+		pod := newPodView(p, w, nil)
+		pod.mayMountToken = pod.mayMountToken || p.tokenSA[serviceAccountKey(ns.Name, w.Spec)]
+		if p.harden(pod) {
 			changed = true
 		}
 	}
@@ -156,4 +156,14 @@ func (s *Set) Mutate(w *Workload, ns Namespace) (*Workload, bool) {
 		return w, false
 	}
 	return hardened, true
+}
+
+// serviceAccountKey is "namespace/name" of the pod's service account ("default" when unset, as the API
+// server defaults it).
+func serviceAccountKey(namespace string, spec *corev1.PodSpec) string {
+	sa := spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	return namespace + "/" + sa
 }

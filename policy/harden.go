@@ -19,7 +19,7 @@ func (p *Policy) harden(pod *podView) bool {
 	// complaints about fields that mutation fills for every other pod.
 	changed := false
 	s := pod.spec
-	if *p.Spec.ServiceAccountToken.Automount == false && s.AutomountServiceAccountToken == nil {
+	if !pod.mayMountToken && s.AutomountServiceAccountToken == nil {
 		s.AutomountServiceAccountToken = ptrTo(false)
 		changed = true
 	}

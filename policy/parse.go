@@ -45,6 +45,7 @@ type Policy struct {
 	podSelector     labels.Selector // nil: every pod
 	exemptNS        map[string]bool
 	exemptSA        map[string]bool
+	tokenSA         map[string]bool
 	exemptContainer []containerExempt
 	allow, deny     []glob
 	denyTags        map[string]bool
@@ -220,6 +221,14 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 			continue
 		}
 		p.exemptContainer = append(p.exemptContainer, containerExempt{name: c.Name, image: g})
+	}
+
+	p.tokenSA = map[string]bool{}
+	for i, sa := range s.ServiceAccountToken.AllowServiceAccounts {
+		if ns, n, ok := strings.Cut(sa, "/"); !ok || ns == "" || n == "" || strings.Contains(n, "/") {
+			errs = append(errs, field.Invalid(sp.Child("serviceAccountToken", "allowServiceAccounts").Index(i), sa, `must be "namespace/name"`))
+		}
+		p.tokenSA[sa] = true
 	}
 
 	ip := sp.Child("images")

@@ -93,6 +93,9 @@ type SecurityContextPolicy struct {
 
 type ServiceAccountToken struct {
 	Automount *bool `json:"automount,omitempty"`
+	// AllowServiceAccounts ("namespace/name") may carry a token even when automount is forced off: for the
+	// rare workload whose job is to talk to the API server (agentgate itself). Every other check still applies.
+	AllowServiceAccounts []string `json:"allowServiceAccounts,omitempty"`
 }
 
 type Resources struct {
