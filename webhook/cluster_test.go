@@ -1,0 +1,95 @@
+package webhook
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ConfigMapSource through client-go's fake clientset: each policy ConfigMap is kept separately, an invalid
+// update keeps its last good version, a delete or a removed label takes it out, and the namespace informer
+// feeds namespaceSelector.
+func TestWebhookConfigMapSource(t *testing.T) {
+	const ns = "agentgate-system"
+	label := map[string]string{PolicyLabel: "true"}
+	client := fake.NewClientset(
+		policyConfigMap("agents", label, map[string]string{"policy.yaml": string(policyDoc(t))}),
+		policyConfigMap("unrelated", nil, map[string]string{"policy.yaml": "not a policy"}),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: agentsNS, Labels: map[string]string{"agentgate.io/agents": "true"}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "plain"}},
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nsInf, err := StartNamespaceInformer(ctx, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, Options{
+		Sources:     []Source{&ConfigMapSource{Client: client, Namespace: ns}},
+		Namespaces:  nsInf,
+		ReadyChecks: map[string]func() error{"namespaces": nsInf.Ready},
+	})
+	key := ConfigMapKey(ns, "agents")
+	snap := ts.srv.Policies().Snapshot()
+	if snap.Default || len(snap.Policies) != 1 || snap.Policies[0].Source != key {
+		t.Fatalf("after sync: %+v", snap.Policies)
+	}
+
+	// namespaceSelector with real labels: the agent namespace is judged, an unlabelled one is not.
+	requireDenied(t, ts.answer("/validate", podReview(badPod("bad"))), "spec.hostPID")
+	plain := badPod("plain")
+	plain.Namespace = "plain"
+	requireAllowed(t, ts.answer("/validate", podReview(plain)))
+	// A namespace the cache has not seen: labels unknown, the strict side.
+	unknown := badPod("new")
+	unknown.Namespace = "created-a-moment-ago"
+	requireDenied(t, ts.answer("/validate", podReview(unknown)), "spec.hostPID")
+
+	cms := client.CoreV1().ConfigMaps(ns)
+	gen := snap.Generation
+	warn := policyConfigMap("agents", label, map[string]string{"policy.yaml": string(policyDoc(t, "mode: enforce", "mode: warn"))})
+	if _, err := cms.Update(ctx, warn, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the warn-mode update is served", func() bool { return ts.srv.Policies().Snapshot().Generation > gen })
+	requireAllowed(t, ts.answer("/validate", podReview(badPod("warned"))))
+
+	broken := policyConfigMap("agents", label, map[string]string{"policy.yaml": "apiVersion: agentgate.io/v1alpha1\nkind: AgentPolicy\nspec: {mode: maybe}\n"})
+	if _, err := cms.Update(ctx, broken, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "policy.rejected", func() bool { return len(ts.logs.events("policy.rejected")) > 0 })
+	requireAllowed(t, ts.answer("/validate", podReview(badPod("still-warned")))) // the last good (warn) policy
+	_, st := ts.readyStatus()
+	if !st.Ready || !strings.Contains(st.Policy.LastReloadError, key) || !strings.Contains(st.Policy.LastReloadError, "spec.mode") {
+		t.Errorf("readyz: %+v", st)
+	}
+
+	noKey := policyConfigMap("other", label, map[string]string{"wrong.yaml": "x"})
+	if _, err := cms.Create(ctx, noKey, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a ConfigMap without policy.yaml is rejected", func() bool { return len(ts.logs.events("policy.rejected")) > 1 })
+
+	if err := cms.Delete(ctx, "agents", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deleted ConfigMap's policy is removed", func() bool { return ts.srv.Policies().Snapshot().Default })
+	requireDenied(t, ts.answer("/validate", podReview(badPod("default-again"))), "spec.hostPID")
+}

@@ -1,0 +1,566 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
+
+	"agentgate.io/agentgate/policy"
+)
+
+// Endpoint names: the URL path without its slash, and the endpoint label of every metric.
+const (
+	EndpointMutate         = "mutate"
+	EndpointValidate       = "validate"
+	EndpointValidatePolicy = "validate-policy"
+)
+
+// Results, the result label of agentgate_admission_requests_total.
+const (
+	resultAllowed = "allowed"
+	resultDenied  = "denied"
+	resultWarned  = "warned"
+	resultError   = "error"
+)
+
+var (
+	podGK       = schema.GroupKind{Kind: "Pod"}
+	configMapGK = schema.GroupKind{Kind: "ConfigMap"}
+)
+
+// decision is what a decider returns: the answer and how to count it.
+type decision struct {
+	resp   *admissionv1.AdmissionResponse
+	result string
+	// bad is the agentgate_bad_requests_total reason when the object could not be judged.
+	bad string
+}
+
+func allow() decision {
+	return decision{resp: &admissionv1.AdmissionResponse{Allowed: true}, result: resultAllowed}
+}
+
+// refuse is a decision that the request cannot be judged: never an admission.
+func refuse(reason string, code int32, format string, args ...any) decision {
+	return decision{resp: refusal(code, "agentgate: "+fmt.Sprintf(format, args...)), result: resultError, bad: reason}
+}
+
+type decider func(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision
+
+// serveReview is the pipeline shared by the three review endpoints: method, content type, size, strict
+// decoding, the decision, the answer in the version asked, metrics.
+func (s *Server) serveReview(endpoint string, decide decider) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		body, bad := s.readBody(w, r)
+		if bad == nil {
+			s.metrics.bodyBytes.WithLabelValues(endpoint).Observe(float64(len(body)))
+		}
+		var apiVersion string
+		var req *admissionv1.AdmissionRequest
+		if bad == nil {
+			apiVersion, req, bad = decodeReview(body)
+		}
+		if bad != nil {
+			s.metrics.badRequests.WithLabelValues(endpoint, bad.reason).Inc()
+			s.log.Warn("bad request refused", "event", "admission.bad_request", "endpoint", endpoint, "reason", bad.reason,
+				"code", bad.code, "error", bad.msg, "remote", r.RemoteAddr)
+			writeStatus(w, bad.code, bad.msg)
+			return
+		}
+		ev := newEvent(endpoint, req)
+		d := decide(r.Context(), req, ev)
+		d.resp.UID = req.UID
+		if d.bad != "" {
+			s.metrics.badRequests.WithLabelValues(endpoint, d.bad).Inc()
+		}
+		answer, err := encodeReview(apiVersion, d.resp)
+		if err != nil { // unreachable with these types; never admit on a failure
+			d = refuse("encode", 500, "encoding the answer: %v", err)
+			d.resp.UID = req.UID
+			answer, _ = encodeReview(apiVersion, d.resp)
+		}
+		// Counted and logged before the answer leaves: whoever reads the answer finds the event and metric.
+		elapsed := time.Since(start)
+		s.metrics.requests.WithLabelValues(endpoint, kindLabel(req), operationLabel(req.Operation), d.result).Inc()
+		s.metrics.duration.WithLabelValues(endpoint).Observe(elapsed.Seconds())
+		ev.emit(s.log, d, elapsed)
+		if err := writeJSON(w, answer); err != nil {
+			s.log.Warn("writing answer failed", "event", "http.write_failed", "endpoint", endpoint, "uid", string(req.UID), "error", err.Error())
+		}
+	}
+}
+
+// kindLabel and operationLabel keep metric labels to bounded sets whatever a client sends.
+func kindLabel(req *admissionv1.AdmissionRequest) string {
+	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
+	if policy.Supported(gk) || gk == configMapGK {
+		return gk.Kind
+	}
+	return "other"
+}
+
+func operationLabel(op admissionv1.Operation) string {
+	switch op {
+	case admissionv1.Create, admissionv1.Update, admissionv1.Delete, admissionv1.Connect:
+		return string(op)
+	}
+	return "other"
+}
+
+// validate judges Pods (CREATE, UPDATE, and the ephemeralcontainers and resize subresources, whose object is
+// the whole Pod) and the pod templates of controllers, as they will be after hardening.
+func (s *Server) validate(_ context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+	switch req.Operation {
+	case admissionv1.Delete, admissionv1.Connect:
+		ev.note = "operation not judged"
+		return allow()
+	case admissionv1.Create, admissionv1.Update:
+	default:
+		return refuse("operation", 400, "unsupported operation %q", req.Operation)
+	}
+	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
+	if !policy.Supported(gk) {
+		// Only a misconfigured webhook sends another kind. Fail closed, and say what to fix.
+		return refuse("unsupported_kind", 400, "%s is not a kind agentgate judges: the webhook configuration must send only Pods, ReplicationControllers and apps/v1 Deployments, ReplicaSets, StatefulSets, DaemonSets, batch/v1 Jobs and CronJobs", gvkString(req.Kind))
+	}
+	if !judgedSubResource(gk, req.SubResource) {
+		ev.note = "subresource not judged"
+		return allow()
+	}
+	w, d, ok := s.decodeWorkload(req, gk)
+	if !ok {
+		return d
+	}
+	ev.setObject(w.Meta)
+	if req.Operation == admissionv1.Update && unchangedPodSpec(req, gk, w) {
+		// Metadata-only updates (labels, finalizers, a scale through the main resource) of an object admitted
+		// earlier: judging them again could block a pod's deletion after a policy change. The pod spec is
+		// what agentgate protects, and it did not change.
+		ev.note = "pod spec unchanged"
+		return allow()
+	}
+	snap := s.store.Snapshot()
+	res := snap.Set.Judge(w, s.namespace(req.Namespace))
+	ev.generation = snap.Generation
+	ev.result = &res
+	for _, ex := range res.Exemptions {
+		s.metrics.exemptions.WithLabelValues(ex.Policy, ex.Reason).Inc()
+		ev.exempted(s.log, ex)
+	}
+	for _, v := range res.Violations {
+		s.metrics.violations.WithLabelValues(v.Policy, v.Check, string(v.Mode), w.Kind).Inc()
+	}
+	enforce, warn := res.ByMode(policy.ModeEnforce), res.ByMode(policy.ModeWarn)
+	warnings := make([]string, 0, min(len(warn), maxListed+1))
+	for i, v := range warn {
+		if i == maxListed {
+			warnings = append(warnings, fmt.Sprintf("agentgate: %d more warnings not shown", len(warn)-maxListed))
+			break
+		}
+		warnings = append(warnings, "agentgate["+v.Policy+"]: "+v.Field+": "+v.Message)
+	}
+	if len(enforce) > 0 {
+		st := invalidStatus(gk, displayName(w.Meta), enforce.FieldErrors(), denialMessage(w.Kind, displayName(w.Meta), enforce))
+		return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: st, Warnings: nilIfEmpty(warnings)}, result: resultDenied}
+	}
+	if len(warnings) > 0 {
+		return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Warnings: warnings}, result: resultWarned}
+	}
+	return allow()
+}
+
+// judgedSubResource: the main resource, and the Pod subresources that change containers. Others (status,
+// scale, binding, eviction…) do not change what agentgate judges.
+func judgedSubResource(gk schema.GroupKind, sub string) bool {
+	switch sub {
+	case "":
+		return true
+	case "ephemeralcontainers", "resize":
+		return gk == podGK
+	}
+	return false
+}
+
+// unchangedPodSpec reports whether an UPDATE leaves the pod spec as it was. An oldObject that does not decode
+// counts as changed: the new object is judged.
+func unchangedPodSpec(req *admissionv1.AdmissionRequest, gk schema.GroupKind, w *policy.Workload) bool {
+	if len(req.OldObject.Raw) == 0 {
+		return false
+	}
+	old, err := policy.DecodeWorkload(gk, req.OldObject.Raw)
+	if err != nil {
+		return false
+	}
+	return equality.Semantic.DeepEqual(old.Spec, w.Spec)
+}
+
+// mutate hardens Pods at CREATE with a JSON patch computed by diff against the object exactly as sent.
+// Everything else is admitted unchanged: controllers are never mutated (DESIGN.md), and /validate judges.
+func (s *Server) mutate(_ context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+	if operationLabel(req.Operation) == "other" {
+		return refuse("operation", 400, "unsupported operation %q", req.Operation)
+	}
+	if req.Kind.Kind == "" || req.Kind.Version == "" {
+		return refuse("unsupported_kind", 400, "request.kind is empty")
+	}
+	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
+	if gk != podGK || req.Operation != admissionv1.Create || req.SubResource != "" {
+		ev.note = "only Pod CREATE is mutated"
+		return allow()
+	}
+	w, d, ok := s.decodeWorkload(req, gk)
+	if !ok {
+		return d
+	}
+	ev.setObject(w.Meta)
+	snap := s.store.Snapshot()
+	ev.generation = snap.Generation
+	hardened, changed := snap.Set.Mutate(w, s.namespace(req.Namespace))
+	if !changed {
+		return allow()
+	}
+	ops, err := policy.CreatePatch(req.Object.Raw, w.Object, hardened.Object)
+	if err != nil {
+		return refuse("patch", 500, "computing the hardening patch: %v", err)
+	}
+	if len(ops) == 0 {
+		return allow()
+	}
+	patch, err := json.Marshal(ops)
+	if err != nil {
+		return refuse("patch", 500, "encoding the hardening patch: %v", err)
+	}
+	ev.patched = make([]string, len(ops))
+	for i, op := range ops {
+		ev.patched[i] = op.Operation + " " + op.Path
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}, result: resultAllowed}
+}
+
+// validatePolicy refuses a policy ConfigMap whose document does not parse, with every field error at once,
+// so that an invalid policy never reaches the server's watch.
+func (s *Server) validatePolicy(_ context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+	switch req.Operation {
+	case admissionv1.Delete, admissionv1.Connect:
+		ev.note = "operation not judged"
+		return allow()
+	case admissionv1.Create, admissionv1.Update:
+	default:
+		return refuse("operation", 400, "unsupported operation %q", req.Operation)
+	}
+	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
+	if gk != configMapGK || req.Kind.Version != "v1" {
+		return refuse("unsupported_kind", 400, "/validate-policy judges v1 ConfigMaps, not %s: fix the webhook configuration", gvkString(req.Kind))
+	}
+	if req.SubResource != "" {
+		ev.note = "subresource not judged"
+		return allow()
+	}
+	if len(req.Object.Raw) == 0 {
+		return refuse("null_object", 400, "request.object is null for %s", req.Operation)
+	}
+	var cm corev1.ConfigMap
+	strict, err := kjson.UnmarshalStrict(req.Object.Raw, &cm, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err == nil && len(strict) > 0 {
+		err = joinStrict(strict)
+	}
+	if err != nil {
+		return refuse("object_decode", 400, "cannot decode request.object as v1 ConfigMap: %v", err)
+	}
+	if d, ok := checkTypeAndNamespace(req, &cm.TypeMeta, &cm.ObjectMeta); !ok {
+		return d
+	}
+	ev.setObject(&cm.ObjectMeta)
+	if !IsPolicyConfigMap(&cm) {
+		if v, ok := cm.Labels[PolicyLabel]; ok {
+			ev.note = "label value is not " + PolicyLabelValue
+			return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Warnings: []string{
+				fmt.Sprintf("agentgate: label %s=%q does not make this ConfigMap a policy: only %q does", PolicyLabel, v, PolicyLabelValue),
+			}}, result: resultWarned}
+		}
+		ev.note = "not a policy ConfigMap"
+		return allow()
+	}
+	doc, errs := PolicyDocument(&cm)
+	if len(errs) == 0 {
+		var p *policy.Policy
+		if p, errs = policy.Parse(doc); len(errs) == 0 {
+			ev.note = "valid policy " + strconv.Quote(p.Name)
+			return allow()
+		}
+		errs = PrefixErrors(errs)
+	}
+	st := invalidStatus(configMapGK, cm.Name, errs, policyDenialMessage(cm.Name, errs))
+	ev.policyErrors = errorStrings(errs)
+	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: st}, result: resultDenied}
+}
+
+// decodeWorkload decodes request.object once, strictly, by request.kind, and checks that the object says the
+// same kind and namespace as the request.
+func (s *Server) decodeWorkload(req *admissionv1.AdmissionRequest, gk schema.GroupKind) (*policy.Workload, decision, bool) {
+	if req.Kind.Version != "v1" {
+		return nil, refuse("unsupported_version", 400, "agentgate judges %s/v1, not %s: set matchPolicy: Equivalent in the webhook configuration", gk.String(), gvkString(req.Kind)), false
+	}
+	if len(req.Object.Raw) == 0 {
+		return nil, refuse("null_object", 400, "request.object is null for %s of %s", req.Operation, gvkString(req.Kind)), false
+	}
+	w, err := policy.DecodeWorkload(gk, req.Object.Raw)
+	if err != nil {
+		// Name the mismatch when there is one: clearer than the unknown fields it causes.
+		var tm metav1.TypeMeta
+		if json.Unmarshal(req.Object.Raw, &tm) == nil && tm.Kind != "" && (tm.Kind != req.Kind.Kind || tm.APIVersion != apiVersionOf(req.Kind)) {
+			return nil, refuse("kind_mismatch", 400, "request.kind is %s but request.object is %s %s", gvkString(req.Kind), tm.APIVersion, tm.Kind), false
+		}
+		return nil, refuse("object_decode", 400, "cannot decode request.object as %s: %v", gvkString(req.Kind), err), false
+	}
+	tm := metav1.TypeMeta{}
+	gvk := w.Object.GetObjectKind().GroupVersionKind()
+	tm.APIVersion, tm.Kind = gvk.ToAPIVersionAndKind()
+	if d, ok := checkTypeAndNamespace(req, &tm, w.Meta); !ok {
+		return nil, d, false
+	}
+	return w, decision{}, true
+}
+
+// checkTypeAndNamespace refuses an object whose apiVersion/kind differ from request.kind, or whose namespace
+// differs from request.namespace: such a review is ambiguous about what is admitted.
+func checkTypeAndNamespace(req *admissionv1.AdmissionRequest, tm *metav1.TypeMeta, meta *metav1.ObjectMeta) (decision, bool) {
+	if tm.Kind != req.Kind.Kind || tm.APIVersion != apiVersionOf(req.Kind) {
+		return refuse("kind_mismatch", 400, "request.kind is %s but request.object is %q %q", gvkString(req.Kind), tm.APIVersion, tm.Kind), false
+	}
+	if meta.Namespace != "" && meta.Namespace != req.Namespace {
+		return refuse("namespace_mismatch", 400, "request.namespace is %q but request.object.metadata.namespace is %q", req.Namespace, meta.Namespace), false
+	}
+	return decision{}, true
+}
+
+func apiVersionOf(gvk metav1.GroupVersionKind) string {
+	return schema.GroupVersion{Group: gvk.Group, Version: gvk.Version}.String()
+}
+
+func gvkString(gvk metav1.GroupVersionKind) string {
+	if gvk.Kind == "" {
+		return "an empty kind"
+	}
+	return apiVersionOf(gvk) + " " + gvk.Kind
+}
+
+func (s *Server) namespace(name string) policy.Namespace {
+	ns := policy.Namespace{Name: name}
+	if s.opts.Namespaces != nil {
+		ns.Labels = s.opts.Namespaces.Labels(name)
+	}
+	return ns
+}
+
+func displayName(m *metav1.ObjectMeta) string {
+	if m.Name == "" && m.GenerateName != "" {
+		return m.GenerateName
+	}
+	return m.Name
+}
+
+// maxListed bounds the violations spelled out in a message, the warnings and a log line; details.causes
+// carries up to maxCauses. A pathological pod (thousands of containers) must not produce megabytes of text,
+// nor the quadratic cost of apierrors.NewInvalid's aggregated message.
+const (
+	maxListed = 50
+	maxCauses = 1000
+)
+
+// invalidStatus is apierrors.NewInvalid's Status (422, reason Invalid, a cause per field error) with agentgate's
+// own message.
+func invalidStatus(gk schema.GroupKind, name string, errs field.ErrorList, msg string) *metav1.Status {
+	causes := make([]metav1.StatusCause, 0, min(len(errs), maxCauses+1))
+	for i, e := range errs {
+		if i == maxCauses {
+			causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeTooMany, Message: fmt.Sprintf("%d more causes not shown", len(errs)-maxCauses)})
+			break
+		}
+		causes = append(causes, metav1.StatusCause{Type: metav1.CauseType(e.Type), Message: e.ErrorBody(), Field: e.Field})
+	}
+	return &metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    http.StatusUnprocessableEntity,
+		Reason:  metav1.StatusReasonInvalid,
+		Message: msg,
+		Details: &metav1.StatusDetails{Group: gk.Group, Kind: gk.Kind, Name: name, Causes: causes},
+	}
+}
+
+// denialMessage lists the violations in one readable line; the causes carry them one by one.
+func denialMessage(kind, name string, vs policy.Violations) string {
+	var policies []string
+	for _, v := range vs {
+		if !slices.Contains(policies, v.Policy) {
+			policies = append(policies, v.Policy)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "agentgate: %s %q denied by ", kind, name)
+	if len(policies) == 1 {
+		fmt.Fprintf(&b, "policy %q: ", policies[0])
+	} else {
+		q := make([]string, len(policies))
+		for i, p := range policies {
+			q[i] = strconv.Quote(p)
+		}
+		fmt.Fprintf(&b, "policies %s: ", strings.Join(q, ", "))
+	}
+	for i, v := range vs {
+		if i == maxListed {
+			fmt.Fprintf(&b, "; and %d more violations (every one is in details.causes)", len(vs)-maxListed)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if len(policies) > 1 {
+			b.WriteString("(" + v.Policy + ") ")
+		}
+		b.WriteString(v.Field + ": " + v.Message)
+	}
+	return b.String()
+}
+
+func policyDenialMessage(name string, errs field.ErrorList) string {
+	return fmt.Sprintf("agentgate: ConfigMap %q holds an invalid policy: %s", name, strings.Join(errorStrings(errs), "; "))
+}
+
+func joinStrict(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// event is the audit log line of one answered review.
+type event struct {
+	endpoint     string
+	req          *admissionv1.AdmissionRequest
+	name         string
+	namespace    string
+	note         string
+	generation   uint64
+	result       *policy.Result
+	patched      []string
+	policyErrors []string
+}
+
+func newEvent(endpoint string, req *admissionv1.AdmissionRequest) *event {
+	return &event{endpoint: endpoint, req: req, name: req.Name, namespace: req.Namespace}
+}
+
+func (e *event) setObject(m *metav1.ObjectMeta) {
+	if e.name == "" {
+		e.name = displayName(m)
+	}
+}
+
+func (e *event) common() []any {
+	attrs := []any{
+		"uid", string(e.req.UID), "endpoint", e.endpoint, "kind", e.req.Kind.Kind, "namespace", e.namespace,
+		"name", e.name, "operation", string(e.req.Operation),
+	}
+	if e.req.SubResource != "" {
+		attrs = append(attrs, "subresource", e.req.SubResource)
+	}
+	if e.req.DryRun != nil && *e.req.DryRun {
+		attrs = append(attrs, "dry_run", true)
+	}
+	if e.req.UserInfo.Username != "" {
+		attrs = append(attrs, "user", e.req.UserInfo.Username)
+	}
+	return attrs
+}
+
+func (e *event) exempted(log *slog.Logger, ex policy.Exemption) {
+	log.Info("exemption applied", append(e.common(), "event", "admission.exempted", "policy", ex.Policy,
+		"reason", ex.Reason, "field", ex.Field, "detail", ex.Detail)...)
+}
+
+// loggedViolation is one violation in a log line.
+type loggedViolation struct {
+	Policy string `json:"policy"`
+	Mode   string `json:"mode"`
+	Check  string `json:"check"`
+	Field  string `json:"field"`
+	Found  string `json:"found"`
+}
+
+// emit writes the decision's event: admission.denied, admission.warned, admission.mutated or
+// admission.allowed (which also carries audit-mode violations).
+func (e *event) emit(log *slog.Logger, d decision, elapsed time.Duration) {
+	name, level, msg := "admission.allowed", slog.LevelInfo, "admitted"
+	switch {
+	case d.result == resultError:
+		name, level, msg = "admission.refused", slog.LevelWarn, "refused: request cannot be judged"
+	case d.result == resultDenied:
+		name, msg = "admission.denied", "denied"
+	case d.result == resultWarned:
+		name, msg = "admission.warned", "admitted with warnings"
+	case len(e.patched) > 0:
+		name, msg = "admission.mutated", "hardened"
+	}
+	if !log.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := append(e.common(), "event", name, "allowed", d.resp.Allowed, "duration", elapsed.Seconds())
+	if e.generation != 0 {
+		attrs = append(attrs, "generation", e.generation)
+	}
+	if e.note != "" {
+		attrs = append(attrs, "note", e.note)
+	}
+	if r := e.result; r != nil {
+		attrs = append(attrs, "policy", r.Matched)
+		checks := []string{}
+		vs := make([]loggedViolation, 0, min(len(r.Violations), maxListed))
+		for _, v := range r.Violations {
+			if !slices.Contains(checks, v.Check) {
+				checks = append(checks, v.Check)
+			}
+			if len(vs) < maxListed {
+				vs = append(vs, loggedViolation{Policy: v.Policy, Mode: string(v.Mode), Check: v.Check, Field: v.Field, Found: v.Found})
+			}
+		}
+		attrs = append(attrs, "checks", checks)
+		if len(vs) > 0 {
+			attrs = append(attrs, "violations", vs, "violation_count", len(r.Violations))
+		}
+	}
+	if len(e.patched) > 0 {
+		attrs = append(attrs, "patch", e.patched)
+	}
+	if len(e.policyErrors) > 0 {
+		attrs = append(attrs, "errors", e.policyErrors)
+	}
+	if d.result == resultError && d.resp.Result != nil {
+		attrs = append(attrs, "reason", d.bad, "error", d.resp.Result.Message)
+	}
+	log.Log(context.Background(), level, msg, attrs...)
+}
