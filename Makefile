@@ -27,7 +27,7 @@ run: build ## serve the webhook on $(ADDR) with the embedded default policy and 
 	@mkdir -p $(BIN)/run
 	@echo "agentgate: serving on https://$(ADDR) (metrics http://$(METRICS)/metrics); Ctrl-C stops it."
 	@echo "Send it an AdmissionReview from another terminal:"
-	@echo "  curl -sS --cacert $(BIN)/run/ca.crt -H 'Content-Type: application/json' --data @examples/review-pod.json https://$(ADDR)/mutate"
+	@echo "  curl -sS --cacert $(BIN)/run/ca.crt -H 'Content-Type: application/json' --data @examples/review-minimal-pod.json https://$(ADDR)/mutate"
 	@echo "  curl -sS --cacert $(BIN)/run/ca.crt -H 'Content-Type: application/json' --data @examples/review-bad-pod.json https://$(ADDR)/validate"
 	$(BIN)/agentgate serve --addr $(ADDR) --metrics-addr $(METRICS) --self-signed-dir $(BIN)/run
 
