@@ -1,0 +1,172 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"agentgate.io/agentgate/internal/manifest"
+	"agentgate.io/agentgate/policy"
+)
+
+// Judge reads the source's documents and judges every object in them, in order, as the webhooks would
+// (policy.Set.Review): Pods as the mutating webhook would patch them and the validating webhook would then
+// judge them, controllers by their pod template. The items of a List are judged one by one; kinds agentgate
+// does not judge are recorded as skipped; anything that cannot be read or decoded is recorded as an error
+// that names its file, line and document. A workload's namespace is its metadata.namespace, or "default".
+// r.Set must be set.
+func (r *Run) Judge(src *manifest.Source) {
+	f := &file{name: src.Name, err: src.Err}
+	r.files = append(r.files, f)
+	if f.err != nil {
+		return
+	}
+	docs, err := manifest.Split(src.Data)
+	if err != nil {
+		f.err = err
+		return
+	}
+	for _, md := range docs {
+		d := &document{Document: md, file: f}
+		f.docs = append(f.docs, d)
+		if md.Err != nil {
+			d.addError("", md.Err, md.ErrLine)
+			continue
+		}
+		r.judgeObject(d, "", md.JSON)
+	}
+	if len(docs) == 0 {
+		f.err = errors.New("empty: no Kubernetes object in it (only blank lines or comments)")
+	}
+}
+
+// objectHeader is what is read of every object before its kind is known.
+type objectHeader struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name         string `json:"name"`
+		GenerateName string `json:"generateName"`
+		Namespace    string `json:"namespace"`
+	} `json:"metadata"`
+	Items []json.RawMessage `json:"items"`
+}
+
+var unknownFieldRE = regexp.MustCompile(`unknown field "([^"]+)"`)
+
+// judgeObject judges one object (at JSON pointer item inside the document), recursing into List items.
+func (r *Run) judgeObject(d *document, item string, obj []byte) {
+	var e *entry
+	defer func() {
+		// Never a crash, never a silent pass: a bug met on some input makes that object an error.
+		if p := recover(); p != nil {
+			err := fmt.Errorf("internal error while judging this object (please report it): %v", p)
+			if e == nil {
+				d.addError(item, err, 0)
+				return
+			}
+			e.err, e.result = err, nil
+			if !slices.Contains(d.entries, e) {
+				d.entries = append(d.entries, e)
+			}
+		}
+	}()
+	trimmed := bytes.TrimSpace(obj)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		d.addError(item, errors.New("not a Kubernetes object: a mapping with apiVersion, kind and metadata is expected"), 0)
+		return
+	}
+	var h objectHeader
+	if err := json.Unmarshal(obj, &h); err != nil {
+		d.addError(item, fmt.Errorf("cannot read apiVersion, kind and metadata: %w", err), 0)
+		return
+	}
+	name := h.Metadata.Name
+	if name == "" && h.Metadata.GenerateName != "" {
+		name = h.Metadata.GenerateName + "*"
+	}
+	e = &entry{doc: d, item: item, apiVersion: h.APIVersion, kind: h.Kind, name: name, namespace: h.Metadata.Namespace}
+	switch {
+	case h.Kind == "":
+		e.err = errors.New("kind: Required value: every Kubernetes object names its kind")
+		d.entries = append(d.entries, e)
+		return
+	case h.APIVersion == "":
+		e.err = errors.New("apiVersion: Required value: every Kubernetes object names its apiVersion")
+		d.entries = append(d.entries, e)
+		return
+	}
+	gv, err := schema.ParseGroupVersion(h.APIVersion)
+	if err != nil {
+		e.err = fmt.Errorf("apiVersion: Invalid value: %q: %w", h.APIVersion, err)
+		d.entries = append(d.entries, e)
+		return
+	}
+	if strings.HasSuffix(h.Kind, "List") && h.Items != nil {
+		for i, it := range h.Items {
+			r.judgeObject(d, item+"/items/"+strconv.Itoa(i), it)
+		}
+		return
+	}
+	gk := schema.GroupKind{Group: gv.Group, Kind: h.Kind}
+	d.entries = append(d.entries, e)
+	if !policy.Supported(gk) {
+		e.skipped = (&policy.UnsupportedKindError{GroupKind: gk}).Error()
+		return
+	}
+	w, err := policy.DecodeWorkload(gk, obj)
+	if err != nil {
+		e.err = err
+		if m := unknownFieldRE.FindStringSubmatch(err.Error()); m != nil {
+			e.errLine = d.LineOf(item, m[1])
+		}
+		return
+	}
+	ns := r.namespace(w.Meta.Namespace)
+	e.namespace = ns.Name
+	res, ops, err := r.Set.Review(obj, w, ns)
+	if err != nil {
+		e.err = fmt.Errorf("computing the webhook's patch: %w", err)
+		return
+	}
+	e.result, e.patches = &res, manifest.SortPatches(ops)
+	if r.Fix {
+		fixed := w.DeepCopy()
+		if r.Set.Harden(fixed, ns) {
+			ops, err := policy.CreatePatch(obj, w.Object, fixed.Object)
+			if err != nil {
+				e.err = fmt.Errorf("hardening for --fix: %w", err)
+				return
+			}
+			for _, op := range manifest.SortPatches(ops) {
+				op.Path = item + op.Path
+				d.fixOps = append(d.fixOps, op)
+			}
+		}
+	}
+}
+
+// namespace is what policies know offline of a workload's namespace: its name ("default" when unset) and
+// the run's NamespaceLabels, plus kubernetes.io/metadata.name, which the API server sets on every namespace,
+// so that selectors may rely on it.
+func (r *Run) namespace(name string) policy.Namespace {
+	ns := policy.Namespace{Name: name, Labels: r.NamespaceLabels}
+	if ns.Name == "" {
+		ns.Name = "default"
+	}
+	if ns.Labels != nil {
+		ns.Labels = maps.Clone(ns.Labels)
+		if _, ok := ns.Labels["kubernetes.io/metadata.name"]; !ok {
+			ns.Labels["kubernetes.io/metadata.name"] = ns.Name
+		}
+	}
+	return ns
+}
