@@ -10,6 +10,8 @@ METRICS    ?= 127.0.0.1:8080
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOTESTFLAGS ?=
 FUZZTIME   ?= 30s
+FAULTS_DURATION ?= 60s
+FAULTS_RATE     ?= 2000
 KIND_CLUSTER ?= agentgate
 
 export KUBEBUILDER_ASSETS := $(BIN)
@@ -45,17 +47,34 @@ lint: ## go vet, gofmt, shell syntax
 test: controlplane lint ## every test: unit, conformance, fuzz seeds, HTTPS server, e2e against a real kube-apiserver
 	$(GO) test -count=1 $(GOTESTFLAGS) ./...
 
+# make bench: a few minutes. BENCH_LONG=1 runs the open loop for 60 s instead of 10 s; BENCH_API pod creates
+# per series through a real kube-apiserver when bin/ has one (0 skips); BENCH_FLAGS adds e2e/bench flags.
+BENCH_LONG  ?=
+BENCH_API   ?= 200
+BENCH_FLAGS ?=
 .PHONY: bench
-bench: build ## go benchmarks + the load tool against agentgate and the decode-only floor
-	$(GO) test -run '^$$' -bench . -benchmem ./policy/ ./webhook/
+bench: build ## go benchmarks, the load tool against agentgate and the decode-only floor, scaling: writes BENCHMARKS.md
+	$(GO) run ./e2e/bench -agentgate $(BIN)/agentgate -o $(CURDIR)/BENCHMARKS.md \
+	  $(if $(filter 1,$(BENCH_LONG)),-long) \
+	  $(if $(wildcard $(BIN)/kube-apiserver),-apiserver $(BENCH_API)) $(BENCH_FLAGS)
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each
-	@for pkg in $$($(GO) list ./...); do \
-	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	@# Targets are found in the sources: listing them with `go test -list` would run e2e's TestMain (a control plane).
+	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for t in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); do \
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+.PHONY: faults
+faults: controlplane ## two servers behind one address under load through policy reloads, a certificate swap and a rolling restart
+	AGENTGATE_FAULTS_DURATION=$(FAULTS_DURATION) AGENTGATE_FAULTS_RATE=$(FAULTS_RATE) \
+	  $(GO) test -count=1 -v -timeout 15m -run '^TestFaultsUnderLoad$$' ./e2e/
+
+.PHONY: vuln
+vuln: ## govulncheck over every package (needs network: vuln.go.dev and the module proxy)
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@latest ./...
 
 .PHONY: e2e-kind
 e2e-kind: ## on a machine with Docker: kind cluster, image, manifests, and the e2e suite against it

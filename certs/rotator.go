@@ -470,7 +470,7 @@ func (r *Rotator) reconcile(ctx context.Context) (time.Time, error) {
 				return time.Time{}, fmt.Errorf("writing Secret %s: %w", r.secretRef(), err)
 			}
 			for _, c := range changes {
-				r.log.Info("cert.rotated", "cert", c.cert, "stage", c.stage, "notAfter", c.notAfter.UTC(),
+				r.log.Info("cert.rotated", "event", "cert.rotated", "cert", c.cert, "stage", c.stage, "notAfter", c.notAfter.UTC(),
 					"serial", c.serial, "secret", r.secretRef())
 			}
 		}

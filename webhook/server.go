@@ -60,13 +60,21 @@ type Options struct {
 	// ReadyChecks are extra conditions of /readyz, by name (for example an informer cache being synced).
 	ReadyChecks map[string]func() error
 
+	// AdminGroups may make the changes /validate-guard refuses to everyone else (removing a namespace's
+	// agentgate.io/agents label, switching a policy ConfigMap off); DefaultAdminGroups when empty.
+	AdminGroups []string
+	// PolicyNamespace, when set, limits /validate-guard's policy ConfigMap checks to that namespace (the one
+	// the ConfigMap source watches); empty: every namespace the webhook configuration sends.
+	PolicyNamespace string
+
 	// Logger receives the JSON audit events; JSON on stdout when nil.
 	Logger *slog.Logger
 	// Registry receives agentgate's metrics; NewRegistry() when nil.
 	Registry *prometheus.Registry
 
-	// ShutdownDelay keeps serving, with /readyz failing, this long after ctx is cancelled, so that endpoints
-	// stop routing to this replica before it stops accepting. ShutdownTimeout bounds the drain of in-flight
+	// ShutdownDelay keeps serving, with /readyz failing and every answer saying "Connection: close" (clients
+	// move their connections elsewhere), this long after ctx is cancelled, so that endpoints stop routing to
+	// this replica before it stops accepting. ShutdownTimeout bounds the drain of in-flight
 	// requests that follows (DefaultShutdownTimeout when zero).
 	ShutdownDelay   time.Duration
 	ShutdownTimeout time.Duration
@@ -85,6 +93,8 @@ type Server struct {
 	metrics  *metrics
 	store    *Store
 	handler  http.Handler
+
+	guardMetrics *guardMetrics
 
 	mu         sync.Mutex
 	ln, mln    net.Listener
@@ -138,15 +148,19 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("webhook: registering metrics: %w", err)
 	}
 	s := &Server{opts: opts, log: opts.Logger, registry: opts.Registry, metrics: m}
+	if s.guardMetrics, err = newGuardMetrics(opts.Registry); err != nil {
+		return nil, fmt.Errorf("webhook: registering metrics: %w", err)
+	}
 	s.store = newStore(s.log, m)
 
 	mux := http.NewServeMux()
 	mux.Handle("/"+EndpointMutate, s.serveReview(EndpointMutate, s.mutate))
 	mux.Handle("/"+EndpointValidate, s.serveReview(EndpointValidate, s.validate))
 	mux.Handle("/"+EndpointValidatePolicy, s.serveReview(EndpointValidatePolicy, s.validatePolicy))
+	mux.Handle("/"+EndpointValidateGuard, s.serveReview(EndpointValidateGuard, s.validateGuard))
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)
-	s.handler = s.recoverPanics(mux)
+	s.handler = s.recoverPanics(s.closeWhenDraining(mux))
 	return s, nil
 }
 
@@ -292,7 +306,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() { errs <- metricsSrv.Serve(mln) }()
 	}
 	attrs := []any{"event", "serve.started", "addr", ln.Addr().String(), "tls_min_version", tlsVersionName(s.opts.MinTLSVersion),
-		"client_ca", s.opts.ClientCAs != nil, "max_body_bytes", s.opts.MaxBodyBytes}
+		"client_ca", s.opts.ClientCAs != nil, "max_body_bytes", s.opts.MaxBodyBytes, "admin_groups", s.adminGroups()}
 	if mln != nil {
 		attrs = append(attrs, "metrics_addr", mln.Addr().String())
 	}
@@ -364,9 +378,23 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
+// closeWhenDraining answers "Connection: close" once shutdown has begun (the ShutdownDelay window): an
+// HTTP/1.1 client then stops reusing its connection after the answer, and an HTTP/2 client gets a graceful
+// GOAWAY and opens its next streams elsewhere, while this replica still serves. Without it, the idle
+// keep-alive connections that Shutdown closes race requests already on their way: seen as EOFs in
+// e2e/faults_test.go (HTTP/1.1, rolling restart under load).
+func (s *Server) closeWhenDraining(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.stopping.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func endpointLabel(path string) string {
 	switch path {
-	case "/" + EndpointMutate, "/" + EndpointValidate, "/" + EndpointValidatePolicy:
+	case "/" + EndpointMutate, "/" + EndpointValidate, "/" + EndpointValidatePolicy, "/" + EndpointValidateGuard:
 		return path[1:]
 	}
 	return "other"

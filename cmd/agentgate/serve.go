@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,9 +12,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
@@ -25,9 +28,12 @@ import (
 
 const serveUsage = `Usage: agentgate serve [flags]
 
-Serves POST /mutate, /validate and /validate-policy (AdmissionReview v1 and v1beta1), GET /healthz and
-/readyz over HTTPS, and /metrics over plain HTTP on --metrics-addr. Logs are JSON lines on stdout.
-Without --cert-dir, a self-signed CA and serving certificate are made at start (the log says where).
+Serves POST /mutate, /validate, /validate-policy and /validate-guard (AdmissionReview v1 and v1beta1),
+GET /healthz and /readyz over HTTPS, and /metrics over plain HTTP on --metrics-addr. Logs are JSON lines on
+stdout.
+Certificates: --cert-secret keeps a CA and serving certificate in a Secret, rotates them with overlap and injects
+caBundle into the webhook configurations (what the manifests deploy); --cert-dir reads files (cert-manager),
+reloaded on change; with neither, a self-signed CA and serving certificate are made at start (the log says where).
 
 Flags:
 `
@@ -54,6 +60,21 @@ type serveFlags struct {
 	shutdownDelay    time.Duration
 	logLevel         string
 	policyPollPeriod time.Duration
+	adminGroups      repeatedFlag
+
+	// --cert-secret: the certs.Rotator.
+	certSecret            string
+	webhookConfigurations string
+	serviceName           string
+	certDNSNames          string
+	certIPSANs            string
+	caValidity            time.Duration
+	caLookahead           time.Duration
+	servingValidity       time.Duration
+	servingLookahead      time.Duration
+	certOverlap           time.Duration
+	certCheckInterval     time.Duration
+	certNoOverlap         bool
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
@@ -62,28 +83,44 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, serveUsage)
-		fs.PrintDefaults()
+		printVisibleDefaults(fs, stderr)
 	}
 	fs.Var(&f.policyFiles, "policy-file", "policy document to serve, watched and reloaded (repeatable); default: the embedded default policy")
 	fs.StringVar(&f.addr, "addr", webhook.DefaultAddr, "HTTPS listen address")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:8080", `plain-HTTP address of /metrics; "0" disables it`)
-	fs.StringVar(&f.certDir, "cert-dir", "", "directory with tls.crt and tls.key (cert-manager, a Secret volume), reloaded on change; empty: self-signed at start")
+	fs.StringVar(&f.certDir, "cert-dir", "", "directory with tls.crt and tls.key (cert-manager, a Secret volume), reloaded on change (excludes --cert-secret); neither: self-signed at start")
 	fs.StringVar(&f.selfSignedDir, "self-signed-dir", "", "where the self-signed certificate and its ca.crt are written without --cert-dir (default: $TMPDIR/agentgate-selfsigned-PORT)")
 	fs.StringVar(&f.clientCA, "client-ca", "", "PEM bundle of CAs: require and verify a client certificate (the API server's)")
 	fs.StringVar(&f.tlsMinVersion, "tls-min-version", "1.3", `minimum TLS version, "1.3" or "1.2" (old API servers)`)
 	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest request body accepted (413 above)")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for namespace labels and --watch-configmaps (default: in-cluster config, then $KUBECONFIG)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for namespace labels, --watch-configmaps and --cert-secret (default: in-cluster config, then $KUBECONFIG)")
 	fs.BoolVar(&f.watchConfigMaps, "watch-configmaps", false, "serve the policy ConfigMaps labelled agentgate.io/policy=true in --namespace")
-	fs.StringVar(&f.namespace, "namespace", "", "namespace of the policy ConfigMaps (default: $POD_NAMESPACE, then the service account's namespace)")
+	fs.StringVar(&f.namespace, "namespace", "", "namespace of the policy ConfigMaps and of --cert-secret (default: $POD_NAMESPACE, then the service account's namespace)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", webhook.DefaultShutdownTimeout, "how long in-flight requests may drain after SIGTERM")
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "keep serving this long after SIGTERM with /readyz failing, so endpoints drop this replica first")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.policyPollPeriod, "policy-poll-interval", 250*time.Millisecond, "how often --policy-file files are re-read")
+	fs.Var(&f.adminGroups, "admin-groups", "groups that may remove agentgate.io/agents from a namespace or switch a policy ConfigMap off (/validate-guard); repeatable or comma-separated (default system:masters)")
+	fs.StringVar(&f.certSecret, "cert-secret", "", "Secret in --namespace that holds a self-managed CA and serving certificate: created, renewed and served from memory, CA injected into caBundle (excludes --cert-dir)")
+	fs.StringVar(&f.webhookConfigurations, "webhook-configurations", "agentgate", "with --cert-secret: comma-separated names; the Validating and the Mutating webhook configuration of each name get caBundle")
+	fs.StringVar(&f.serviceName, "service-name", "agentgate-webhook", "with --cert-secret: the Service the API server calls, for the default --cert-dns-names")
+	fs.StringVar(&f.certDNSNames, "cert-dns-names", "", "with --cert-secret: comma-separated DNS names of the serving certificate (default SERVICE.NAMESPACE.svc and SERVICE.NAMESPACE.svc.cluster.local)")
+	fs.StringVar(&f.certIPSANs, "cert-ip-sans", "", "with --cert-secret: comma-separated IP addresses the serving certificate names too (a webhook URL on loopback)")
+	fs.DurationVar(&f.caValidity, "ca-validity", certs.DefaultCAValidity, "with --cert-secret: lifetime of a new CA")
+	fs.DurationVar(&f.caLookahead, "ca-lookahead", 0, "with --cert-secret: how long before the CA expires its replacement starts (default a third of --ca-validity)")
+	fs.DurationVar(&f.servingValidity, "serving-validity", certs.DefaultServingValidity, "with --cert-secret: lifetime of a serving certificate")
+	fs.DurationVar(&f.servingLookahead, "serving-lookahead", 0, "with --cert-secret: how long before the serving certificate expires it is renewed (default a third of --serving-validity)")
+	fs.DurationVar(&f.certOverlap, "cert-overlap", certs.DefaultOverlap, "with --cert-secret: how long a new CA is trusted in caBundle before it signs, and the old one after")
+	fs.DurationVar(&f.certCheckInterval, "cert-check-interval", certs.DefaultCheckInterval, "with --cert-secret: longest time between two reads of the Secret when no watch event comes")
+	fs.BoolVar(&f.certNoOverlap, "cert-no-overlap", false, "tests only: swap the CA in one step, without overlap (the failure mode the overlap prevents)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := checkCertFlags(fs, f); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -114,6 +151,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	opts := webhook.Options{
 		Addr: f.addr, MetricsAddr: f.metricsAddr, MaxBodyBytes: f.maxBodyBytes,
 		ShutdownTimeout: f.shutdownTimeout, ShutdownDelay: f.shutdownDelay, Logger: log,
+	}
+	for _, g := range f.adminGroups {
+		for _, g := range strings.Split(g, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				opts.AdminGroups = append(opts.AdminGroups, g)
+			}
+		}
+	}
+	if len(f.adminGroups) > 0 && len(opts.AdminGroups) == 0 {
+		fmt.Fprintln(stderr, "agentgate serve: --admin-groups names no group")
+		return 2
 	}
 	if f.maxBodyBytes <= 0 {
 		fmt.Fprintln(stderr, "agentgate serve: --max-body-bytes must be positive")
@@ -160,17 +208,42 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// One registry for the server's metrics and the certificate expiry gauge.
+	opts.Registry = webhook.NewRegistry()
 
-	getCert, selfSigned, code := servingCertificate(ctx, f, log, stderr)
-	if getCert == nil {
-		return code
-	}
-	opts.GetCertificate = getCert
-
-	if f.kubeconfig != "" || f.watchConfigMaps {
-		if code := connectCluster(ctx, f, &opts, log, stderr); code != 0 {
+	var client kubernetes.Interface
+	if f.kubeconfig != "" || f.watchConfigMaps || f.certSecret != "" {
+		var code int
+		if client, code = connectCluster(ctx, f, &opts, log, stderr); code != 0 {
 			return code
 		}
+	}
+	var selfSigned *selfSignedFiles
+	if f.certSecret != "" {
+		rot, code := certRotator(f, client, opts.Registry, log, stderr)
+		if rot == nil {
+			return code
+		}
+		rotatorDone := make(chan struct{})
+		go func() {
+			defer close(rotatorDone)
+			if err := rot.Start(ctx); err != nil {
+				log.Error("certificate rotator stopped", "event", "cert.rotator_failed", "error", err.Error())
+			}
+		}()
+		// Deferred calls run last first: stop the rotator and wait for its watches before returning.
+		defer func() { cancel(); <-rotatorDone }()
+		opts.GetCertificate = rot.GetCertificate
+		if opts.ReadyChecks == nil {
+			opts.ReadyChecks = map[string]func() error{}
+		}
+		opts.ReadyChecks["certificates"] = rot.Ready
+	} else {
+		getCert, files, code := servingCertificate(ctx, f, opts.Registry, log, stderr)
+		if getCert == nil {
+			return code
+		}
+		opts.GetCertificate, selfSigned = getCert, files
 	}
 	if len(opts.Sources) == 0 {
 		log.Info("no --policy-file and no --watch-configmaps: serving the embedded default policy", "event", "policy.default")
@@ -211,12 +284,16 @@ type selfSignedFiles struct{ ca, cert, key string }
 
 // servingCertificate returns the certificate source: certwatcher over --cert-dir (reloaded without a
 // restart), or a self-signed pair made now (and where it is). A nil func comes with the exit code.
-func servingCertificate(ctx context.Context, f *serveFlags, log *slog.Logger, stderr io.Writer) (func(*tls.ClientHelloInfo) (*tls.Certificate, error), *selfSignedFiles, int) {
+func servingCertificate(ctx context.Context, f *serveFlags, reg prometheus.Registerer, log *slog.Logger, stderr io.Writer) (func(*tls.ClientHelloInfo) (*tls.Certificate, error), *selfSignedFiles, int) {
 	if f.certDir != "" {
 		cw, err := certwatcher.New(filepath.Join(f.certDir, certs.CertFileName), filepath.Join(f.certDir, certs.KeyFileName))
 		if err != nil {
 			fmt.Fprintf(stderr, "agentgate serve: --cert-dir: %v\n", err)
 			return nil, nil, 2
+		}
+		if err := reg.Register(&certFileExpiry{get: cw.GetCertificate, caFile: filepath.Join(f.certDir, certs.CAFileName)}); err != nil {
+			fmt.Fprintf(stderr, "agentgate serve: registering the certificate expiry metric: %v\n", err)
+			return nil, nil, 1
 		}
 		go func() {
 			if err := cw.Start(ctx); err != nil {
@@ -259,48 +336,211 @@ func servingCertificate(ctx context.Context, f *serveFlags, log *slog.Logger, st
 		fmt.Fprintf(stderr, "agentgate serve: loading the self-signed certificate: %v\n", err)
 		return nil, nil, 1
 	}
-	return webhook.StaticCertificate(pair), &selfSignedFiles{ca: caFile, cert: certFile, key: keyFile}, 0
+	getCert := webhook.StaticCertificate(pair)
+	if err := reg.Register(&certFileExpiry{get: getCert, caFile: caFile}); err != nil {
+		fmt.Fprintf(stderr, "agentgate serve: registering the certificate expiry metric: %v\n", err)
+		return nil, nil, 1
+	}
+	return getCert, &selfSignedFiles{ca: caFile, cert: certFile, key: keyFile}, 0
 }
 
-// connectCluster adds the namespace-label informer and, with --watch-configmaps, the policy ConfigMaps.
-func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, log *slog.Logger, stderr io.Writer) int {
+// connectCluster adds the namespace-label informer and, with --watch-configmaps, the policy ConfigMaps, and
+// returns the client (--cert-secret's rotator uses it too). A nil client comes with the exit code.
+func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, log *slog.Logger, stderr io.Writer) (kubernetes.Interface, int) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = f.kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
 		fmt.Fprintf(stderr, "agentgate serve: no cluster configuration (--kubeconfig, in-cluster, $KUBECONFIG): %v\n", err)
-		return 2
+		return nil, 2
 	}
 	cfg.UserAgent = "agentgate/" + version
+	// client-go's default of 5 requests/s (burst 10) queues requests client-side: the certificate rotator re-reads
+	// the Secret on every event of its Secret and webhook configurations, and a burst of such events (someone
+	// rewriting the configurations) then delayed renewals by seconds in the e2e tests. The API server's priority
+	// and fairness is what protects it.
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
-		return 2
+		return nil, 2
 	}
 	nsInf, err := webhook.StartNamespaceInformer(ctx, client)
 	if err != nil {
 		fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
-		return 1
+		return nil, 1
 	}
 	opts.Namespaces = nsInf
 	opts.ReadyChecks = map[string]func() error{"namespaces": nsInf.Ready}
 	if f.watchConfigMaps {
-		ns := f.namespace
-		if ns == "" {
-			ns = os.Getenv("POD_NAMESPACE")
-		}
-		if ns == "" {
-			if data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
-				ns = strings.TrimSpace(string(data))
-			}
-		}
+		ns := serveNamespace(f)
 		if ns == "" {
 			fmt.Fprintln(stderr, "agentgate serve: --watch-configmaps needs --namespace (or $POD_NAMESPACE)")
-			return 2
+			return nil, 2
 		}
 		opts.Sources = append(opts.Sources, &webhook.ConfigMapSource{Client: client, Namespace: ns})
+		opts.PolicyNamespace = ns
 		log.Info("watching policy ConfigMaps", "event", "policy.watch", "namespace", ns, "selector", webhook.PolicyLabel+"="+webhook.PolicyLabelValue)
 	}
 	log.Info("namespace labels from the cluster", "event", "cluster.connected", "host", cfg.Host)
-	return 0
+	return client, 0
+}
+
+// serveNamespace is agentgate's own namespace: --namespace, $POD_NAMESPACE, then the service account's.
+func serveNamespace(f *serveFlags) string {
+	if f.namespace != "" {
+		return f.namespace
+	}
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		return strings.TrimSpace(string(data))
+	}
+	return ""
+}
+
+// rotatorFlags mean something only with --cert-secret.
+var rotatorFlags = []string{"webhook-configurations", "service-name", "cert-dns-names", "cert-ip-sans", "ca-validity",
+	"ca-lookahead", "serving-validity", "serving-lookahead", "cert-overlap", "cert-check-interval", "cert-no-overlap"}
+
+// hiddenServeFlags exist for tests and stay out of -h.
+var hiddenServeFlags = map[string]bool{"cert-no-overlap": true}
+
+// checkCertFlags allows one certificate source: --cert-dir, --cert-secret, or neither (self-signed).
+func checkCertFlags(fs *flag.FlagSet, f *serveFlags) error {
+	if f.certDir != "" && f.certSecret != "" {
+		return errors.New("--cert-dir and --cert-secret exclude each other: files written by someone else (cert-manager), or a Secret agentgate manages")
+	}
+	if f.certSecret != "" {
+		return nil
+	}
+	var stray []string
+	fs.Visit(func(fl *flag.Flag) {
+		if slices.Contains(rotatorFlags, fl.Name) {
+			stray = append(stray, "--"+fl.Name)
+		}
+	})
+	if len(stray) > 0 {
+		return fmt.Errorf("%s only apply with --cert-secret", strings.Join(stray, ", "))
+	}
+	return nil
+}
+
+// printVisibleDefaults is fs.PrintDefaults without the hidden flags.
+func printVisibleDefaults(fs *flag.FlagSet, w io.Writer) {
+	shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	shown.SetOutput(w)
+	fs.VisitAll(func(fl *flag.Flag) {
+		if !hiddenServeFlags[fl.Name] {
+			shown.Var(fl.Value, fl.Name, fl.Usage)
+			shown.Lookup(fl.Name).DefValue = fl.DefValue
+		}
+	})
+	shown.PrintDefaults()
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// certRotator builds the Secret-backed rotator of --cert-secret: the Secret is the source of truth shared by
+// every replica, the certificate is served from memory, and the CA goes into caBundle of the named webhook
+// configurations (both kinds). A nil rotator comes with the exit code.
+func certRotator(f *serveFlags, client kubernetes.Interface, reg prometheus.Registerer, log *slog.Logger, stderr io.Writer) (*certs.Rotator, int) {
+	ns := serveNamespace(f)
+	if ns == "" {
+		fmt.Fprintln(stderr, "agentgate serve: --cert-secret needs --namespace (or $POD_NAMESPACE)")
+		return nil, 2
+	}
+	dnsNames := splitList(f.certDNSNames)
+	if len(dnsNames) == 0 {
+		if f.serviceName == "" {
+			fmt.Fprintln(stderr, "agentgate serve: --cert-secret needs --service-name or --cert-dns-names")
+			return nil, 2
+		}
+		dnsNames = []string{f.serviceName + "." + ns + ".svc", f.serviceName + "." + ns + ".svc.cluster.local"}
+	}
+	var ips []net.IP
+	for _, s := range splitList(f.certIPSANs) {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			fmt.Fprintf(stderr, "agentgate serve: --cert-ip-sans: %q is not an IP address\n", s)
+			return nil, 2
+		}
+		ips = append(ips, ip)
+	}
+	configs := splitList(f.webhookConfigurations)
+	rot, err := certs.NewRotator(certs.Options{
+		Client: client, Namespace: ns, SecretName: f.certSecret,
+		ValidatingWebhookConfigurations: configs, MutatingWebhookConfigurations: configs,
+		DNSNames: dnsNames, IPAddresses: ips,
+		CAValidity: f.caValidity, CALookahead: f.caLookahead,
+		ServingValidity: f.servingValidity, ServingLookahead: f.servingLookahead,
+		Overlap: f.certOverlap, NoOverlap: f.certNoOverlap, CheckInterval: f.certCheckInterval,
+		Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "agentgate serve: --cert-secret: %v\n", err)
+		return nil, 2
+	}
+	log.Info("certificates kept in a Secret, renewed before expiry and served from memory", "event", "cert.managed",
+		"secret", ns+"/"+f.certSecret, "webhookConfigurations", configs, "dnsNames", dnsNames, "ipAddresses", splitList(f.certIPSANs))
+	if f.certNoOverlap {
+		log.Warn("--cert-no-overlap: a CA rotation swaps the CA in one step, and admissions fail meanwhile", "event", "cert.no_overlap")
+	}
+	return rot, 0
+}
+
+// certFileExpiry exports agentgate_certificate_expiry_timestamp_seconds for certificates read from files
+// (--cert-dir, or the self-signed pair): cert="serving" for the certificate served now, cert="ca" for ca.crt
+// beside it when there is one. Read at every scrape, so a renewal by cert-manager shows at once.
+type certFileExpiry struct {
+	get    func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	caFile string
+}
+
+var certExpiryDesc = prometheus.NewDesc("agentgate_certificate_expiry_timestamp_seconds",
+	"NotAfter of the certificate this replica serves (serving) and of the CA that signed it (ca), as a Unix timestamp.",
+	[]string{"cert"}, nil)
+
+func (c *certFileExpiry) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiryDesc }
+
+func (c *certFileExpiry) Collect(ch chan<- prometheus.Metric) {
+	var leaf *x509.Certificate
+	if cert, err := c.get(nil); err == nil && cert != nil {
+		leaf = cert.Leaf
+		if leaf == nil && len(cert.Certificate) > 0 {
+			leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+		}
+	}
+	if leaf != nil {
+		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()), "serving")
+	}
+	data, err := os.ReadFile(c.caFile)
+	if err != nil {
+		return
+	}
+	cas, err := certs.ParseCertificatesPEM(data)
+	if err != nil {
+		return
+	}
+	// The CA that signed the served certificate, when ca.crt holds several.
+	ca := cas[0]
+	for _, cand := range cas {
+		if leaf != nil && leaf.CheckSignatureFrom(cand) == nil {
+			ca = cand
+			break
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(ca.NotAfter.Unix()), "ca")
 }

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -315,5 +317,119 @@ func TestServeUsageErrors(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := serve(context.Background(), []string{"-h"}, &stdout, &stderr, nil); code != 0 || !strings.Contains(stderr.String(), "--policy-file") && !strings.Contains(stderr.String(), "-policy-file") {
 		t.Errorf("-h: exit %d: %s", code, stderr.String())
+	}
+}
+
+// Certificate-source flags: one source at most, rotator tuning only with --cert-secret, and options the rotator
+// refuses are usage errors that say why. The kubeconfig points nowhere: nothing is contacted before these fail.
+func TestServeCertSecretUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	kc := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n" +
+		"users: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+	if err := os.WriteFile(kubeconfig, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("POD_NAMESPACE", "")
+	secret := []string{"--addr", "127.0.0.1:0", "--metrics-addr", "0", "--cert-secret", "agentgate-tls", "--kubeconfig", kubeconfig}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cert-dir", dir, "--cert-secret", "agentgate-tls"}, "exclude each other"},
+		{[]string{"--cert-ip-sans", "127.0.0.1", "--ca-validity", "1h"}, "--ca-validity, --cert-ip-sans only apply with --cert-secret"},
+		{[]string{"--cert-no-overlap"}, "--cert-no-overlap only apply with --cert-secret"},
+		{secret, "--cert-secret needs --namespace"},
+		{append(slices.Clone(secret), "--namespace", "ns", "--cert-ip-sans", "127.0.0.1,localhost"), `"localhost" is not an IP address`},
+		{append(slices.Clone(secret), "--namespace", "ns", "--ca-validity", "1h", "--ca-lookahead", "2h"), "CALookahead 2h0m0s must be shorter than CAValidity 1h0m0s"},
+		{append(slices.Clone(secret), "--namespace", "ns", "--cert-overlap", "-1s"), "must not be negative"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := serve(context.Background(), c.args, &stdout, &stderr, nil)
+		if code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}
+
+// -h documents the certificate flags but not the test-only --cert-no-overlap.
+func TestServeHelpHidesTestOnlyFlags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := serve(context.Background(), []string{"-h"}, &stdout, &stderr, nil); code != 0 {
+		t.Fatalf("-h: exit %d", code)
+	}
+	help := stderr.String()
+	for _, want := range []string{"-cert-secret", "-webhook-configurations", "-cert-dns-names", "-cert-ip-sans", "-ca-validity",
+		"-serving-validity", "-ca-lookahead", "-serving-lookahead", "-cert-overlap", "-cert-check-interval", "-service-name"} {
+		if !strings.Contains(help, want+" ") {
+			t.Errorf("-h does not document %s", want)
+		}
+	}
+	if strings.Contains(help, "no-overlap") {
+		t.Errorf("-h shows the test-only --cert-no-overlap:\n%s", help)
+	}
+}
+
+// --cert-dir: the expiry of the served certificate and of ca.crt are on /metrics, under the same name the
+// Rotator uses, and follow a renewal of the files.
+func TestServeCertDirExpiryMetric(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, _, err := certs.SelfSigned(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := startServe(t, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--cert-dir", dir)
+	notAfter := func(file string) float64 {
+		data, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := certs.ParseCertificatesPEM(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(c[0].NotAfter.Unix())
+	}
+	gauge := func(cert string) (float64, bool) {
+		resp, err := http.Get("http://" + r.srv.MetricsAddr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		prefix := `agentgate_certificate_expiry_timestamp_seconds{cert="` + cert + `"} `
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				return f, err == nil
+			}
+		}
+		return 0, false
+	}
+	for _, c := range []struct{ label, file string }{{"serving", "tls.crt"}, {"ca", "ca.crt"}} {
+		if got, ok := gauge(c.label); !ok || got != notAfter(c.file) {
+			t.Errorf("expiry{cert=%q} = %v (present %v), want %v", c.label, got, ok, notAfter(c.file))
+		}
+	}
+
+	// Renewed files: the gauge follows once certwatcher has loaded them (it polls, and fsnotify is not
+	// guaranteed to fire for a rename onto the file).
+	time.Sleep(1100 * time.Millisecond) // whole seconds in NotAfter: make the renewal visible
+	if _, _, _, err := certs.SelfSigned(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := notAfter("tls.crt")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, _ := gauge("serving")
+		if got == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("expiry{cert=serving} = %v after renewal, want %v", got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got, _ := gauge("ca"); got != notAfter("ca.crt") {
+		t.Errorf("expiry{cert=ca} = %v after renewal, want %v", got, notAfter("ca.crt"))
 	}
 }

@@ -1,0 +1,454 @@
+package webhook
+
+// Fuzz targets of the review path. Their seed corpora (testdata/fuzz/<FuzzName>/) run with every `go test`;
+// to fuzz one (make fuzz runs them all):
+//
+//	go test ./webhook/ -run '^$' -fuzz '^FuzzReview$' -fuzztime 5m
+//
+// Regenerate the seeds from the samples below with: go test ./webhook/ -run TestFuzzSeeds -update-fuzz-seeds
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	kjson "sigs.k8s.io/json"
+
+	"agentgate.io/agentgate/policy"
+)
+
+var updateFuzzSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite the fuzz seed corpora in testdata/fuzz from the samples in fuzz_test.go")
+
+var reviewEndpoints = []string{EndpointMutate, EndpointValidate, EndpointValidatePolicy, EndpointValidateGuard}
+
+// fuzzServer is one server per fuzzing process, with the embedded default policy and logs written (so that
+// the logging code runs too) to nowhere.
+func fuzzServer(t testing.TB) http.Handler {
+	t.Helper()
+	srv, err := New(Options{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, fmt.Errorf("no TLS in fuzzing") },
+		Logger:         slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv.Handler()
+}
+
+// FuzzReview posts arbitrary bytes to every review endpoint: never a panic, never a 5xx, never an admission
+// of an object that does not decode (checkAnswer has the oracle).
+func FuzzReview(f *testing.F) {
+	for _, s := range reviewSamples(f) {
+		f.Add(s)
+	}
+	h := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, ep := range reviewEndpoints {
+			checkAnswer(t, h, ep, body)
+		}
+	})
+}
+
+// FuzzReviewObject keeps the review envelope valid and fuzzes what it carries: kind, operation, subresource,
+// requester and both objects. Most inputs then reach the decisions, which raw bytes rarely do.
+func FuzzReviewObject(f *testing.F) {
+	for _, s := range objectSamples(f) {
+		f.Add(s.kind, s.op, s.sub, s.admin, s.obj, s.old)
+	}
+	h := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, kind, op, sub uint8, admin bool, obj, old []byte) {
+		body := envelope(kind, op, sub, admin, obj, old)
+		for _, ep := range reviewEndpoints {
+			checkAnswer(t, h, ep, body)
+		}
+	})
+}
+
+// FuzzDecodeReview: decodeReview never panics; what it accepts has a uid and a known version, decodes to the
+// same request with the lenient encoding/json (strictness only ever refuses), and survives a round trip.
+func FuzzDecodeReview(f *testing.F) {
+	for _, s := range reviewSamples(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		version, req, bad := decodeReview(body)
+		if bad != nil {
+			if bad.code < 400 || bad.code > 499 || bad.reason == "" || bad.msg == "" {
+				t.Fatalf("refusal %+v", bad)
+			}
+			if req != nil {
+				t.Fatal("a refusal with a request")
+			}
+			return
+		}
+		if req == nil || req.UID == "" || (version != reviewV1 && version != reviewV1beta1) {
+			t.Fatalf("accepted a review with version %q, request %+v", version, req)
+		}
+		var lenient admissionv1.AdmissionReview
+		if err := json.Unmarshal(body, &lenient); err != nil {
+			t.Fatalf("strictly accepted, leniently refused: %v", err)
+		}
+		if !reflect.DeepEqual(lenient.Request, req) {
+			t.Fatalf("strict and lenient decodes differ:\n%+v\n%+v", req, lenient.Request)
+		}
+		again, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: lenient.TypeMeta, Request: req})
+		if err != nil {
+			t.Fatalf("re-encoding an accepted review: %v", err)
+		}
+		v2, req2, bad := decodeReview(again)
+		if bad != nil || v2 != version || !reflect.DeepEqual(req2, req) {
+			t.Fatalf("round trip: %v, %q, %+v\n%s", bad, v2, req2, again)
+		}
+	})
+}
+
+// checkAnswer posts body to endpoint and checks the answer against an oracle that decodes on its own.
+func checkAnswer(t *testing.T, h http.Handler, endpoint string, body []byte) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "/"+endpoint, bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	switch w.Code {
+	case http.StatusOK:
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		var st metav1.Status
+		if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil || st.Kind != "Status" || st.Code != int32(w.Code) || st.Message == "" {
+			t.Fatalf("%s: HTTP %d without a Status body: %s", endpoint, w.Code, w.Body.Bytes())
+		}
+		return
+	default:
+		t.Fatalf("%s: HTTP %d: %s", endpoint, w.Code, w.Body.Bytes())
+	}
+
+	// A 200 answers a review, so the body must be one; the lenient decoder accepts what the strict one did.
+	var in admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &in); err != nil || in.Request == nil {
+		t.Fatalf("%s: answered 200 to a body that is no review (%v): %q", endpoint, err, body)
+	}
+	var out admissionv1.AdmissionReview
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Response == nil {
+		t.Fatalf("%s: 200 without an AdmissionReview response: %s", endpoint, w.Body.Bytes())
+	}
+	resp, req := out.Response, in.Request
+	if resp.UID != req.UID || out.APIVersion != in.APIVersion || out.Kind != "AdmissionReview" {
+		t.Fatalf("%s: answered uid %q as %s %s to uid %q of %s", endpoint, resp.UID, out.APIVersion, out.Kind, req.UID, in.APIVersion)
+	}
+	if !resp.Allowed {
+		if resp.Result == nil || resp.Result.Code < 400 || resp.Result.Code > 499 || resp.Result.Message == "" {
+			t.Fatalf("%s: a refusal without a 4xx status and message: %+v", endpoint, resp.Result)
+		}
+		if resp.Patch != nil {
+			t.Fatalf("%s: a refusal with a patch", endpoint)
+		}
+		return
+	}
+
+	// Allowed: the object must be one the endpoint could judge, or one it is meant to let through unjudged.
+	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
+	judged := req.Operation == admissionv1.Create || req.Operation == admissionv1.Update
+	switch endpoint {
+	case EndpointValidate:
+		if !judged {
+			if req.Operation != admissionv1.Delete && req.Operation != admissionv1.Connect {
+				t.Fatalf("validate: allowed operation %q", req.Operation)
+			}
+			return // DELETE and CONNECT are not judged, whatever the kind
+		}
+		if !policy.Supported(gk) {
+			t.Fatalf("validate: allowed unsupported kind %s", gk)
+		}
+		if !(req.SubResource == "" || (gk == podGK && (req.SubResource == "ephemeralcontainers" || req.SubResource == "resize"))) {
+			return // status, scale…: not judged
+		}
+		if req.Kind.Version != "v1" {
+			t.Fatalf("validate: allowed %s", gvkString(req.Kind))
+		}
+		w, err := policy.DecodeWorkload(gk, req.Object.Raw)
+		if err != nil {
+			t.Fatalf("validate: allowed an object that does not decode as %s: %v\n%q", gk, err, req.Object.Raw)
+		}
+		if res := policy.NewSet(policy.Default()).Judge(w, policy.Namespace{Name: req.Namespace}); !res.Allowed() && !unchangedSpec(gk, req, w) {
+			t.Fatalf("validate: allowed a %s the default policy denies: %v", gk.Kind, res.Violations)
+		}
+	case EndpointMutate:
+		if gk != podGK || req.Operation != admissionv1.Create || req.SubResource != "" {
+			if resp.Patch != nil {
+				t.Fatalf("mutate: patched %s %s/%s", req.Operation, gk, req.SubResource)
+			}
+			return
+		}
+		if _, err := policy.DecodeWorkload(gk, req.Object.Raw); err != nil || req.Kind.Version != "v1" {
+			t.Fatalf("mutate: allowed a Pod that does not decode (%v): %q", err, req.Object.Raw)
+		}
+		if resp.Patch == nil {
+			return
+		}
+		if resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
+			t.Fatal("mutate: a patch without patchType JSONPatch")
+		}
+		p, err := jsonpatch.DecodePatch(resp.Patch)
+		if err != nil {
+			t.Fatalf("mutate: the patch does not decode: %v", err)
+		}
+		patched, err := p.Apply(req.Object.Raw)
+		if err != nil {
+			t.Fatalf("mutate: the patch does not apply to the object sent: %v\n%s", err, resp.Patch)
+		}
+		if _, err := policy.DecodeWorkload(gk, patched); err != nil {
+			t.Fatalf("mutate: the patched Pod does not decode: %v\n%s", err, patched)
+		}
+	case EndpointValidatePolicy:
+		if !judged || req.SubResource != "" {
+			return
+		}
+		var cm corev1.ConfigMap
+		if strictDecode(req.Object.Raw, &cm) != nil || gk != configMapGK || req.Kind.Version != "v1" {
+			t.Fatalf("validate-policy: allowed an object that does not decode as a v1 ConfigMap: %q", req.Object.Raw)
+		}
+		if IsPolicyConfigMap(&cm) {
+			if _, errs := policy.Parse([]byte(cm.Data[PolicyKey])); len(errs) > 0 {
+				t.Fatalf("validate-policy: allowed an invalid policy: %v", errs.ToAggregate())
+			}
+		}
+	case EndpointValidateGuard:
+		checkGuardAllowed(t, req, gk)
+	}
+}
+
+// checkGuardAllowed: an allowed guarded request decoded, and for a requester outside the admin groups made no
+// guarded change. The label checks decode on their own; the mode check reuses policyMode.
+func checkGuardAllowed(t *testing.T, req *admissionv1.AdmissionRequest, gk schema.GroupKind) {
+	t.Helper()
+	if (gk != namespaceGK && gk != configMapGK) || req.Kind.Version != "v1" {
+		t.Fatalf("validate-guard: allowed %s", gvkString(req.Kind))
+	}
+	guarded := req.Operation == admissionv1.Update || (req.Operation == admissionv1.Delete && gk == configMapGK)
+	if !guarded {
+		return
+	}
+	admin := slices.Contains(req.UserInfo.Groups, DefaultAdminGroups[0])
+	if gk == namespaceGK {
+		var old, cur corev1.Namespace
+		if strictDecode(req.OldObject.Raw, &old) != nil || strictDecode(req.Object.Raw, &cur) != nil {
+			t.Fatalf("validate-guard: allowed a Namespace UPDATE that does not decode:\n%q\n%q", req.OldObject.Raw, req.Object.Raw)
+		}
+		if !admin && labelOf(req.OldObject.Raw, AgentNamespaceLabel) == "true" && labelOf(req.Object.Raw, AgentNamespaceLabel) != "true" {
+			t.Fatalf("validate-guard: allowed groups %v to remove %s", req.UserInfo.Groups, AgentNamespaceLabel)
+		}
+		return
+	}
+	var old, cur corev1.ConfigMap
+	if strictDecode(req.OldObject.Raw, &old) != nil {
+		t.Fatalf("validate-guard: allowed a ConfigMap %s whose oldObject does not decode: %q", req.Operation, req.OldObject.Raw)
+	}
+	if admin || labelOf(req.OldObject.Raw, PolicyLabel) != "true" {
+		return
+	}
+	if req.Operation == admissionv1.Delete {
+		t.Fatalf("validate-guard: allowed groups %v to delete a policy", req.UserInfo.Groups)
+	}
+	if strictDecode(req.Object.Raw, &cur) != nil {
+		t.Fatalf("validate-guard: allowed a ConfigMap UPDATE whose object does not decode: %q", req.Object.Raw)
+	}
+	if labelOf(req.Object.Raw, PolicyLabel) != "true" {
+		t.Fatalf("validate-guard: allowed groups %v to remove %s", req.UserInfo.Groups, PolicyLabel)
+	}
+	if from, to := policyMode(&old), policyMode(&cur); from == policy.ModeEnforce && to != "" && to != policy.ModeEnforce && (to == policy.ModeWarn || to == policy.ModeAudit) {
+		t.Fatalf("validate-guard: allowed groups %v to change the mode from %s to %s", req.UserInfo.Groups, from, to)
+	}
+}
+
+// unchangedSpec mirrors /validate's rule that an UPDATE leaving the pod spec as it was is not judged again.
+func unchangedSpec(gk schema.GroupKind, req *admissionv1.AdmissionRequest, w *policy.Workload) bool {
+	return req.Operation == admissionv1.Update && unchangedPodSpec(req, gk, w)
+}
+
+func strictDecode(raw []byte, v any) error {
+	if len(raw) == 0 {
+		return fmt.Errorf("null")
+	}
+	strict, err := kjson.UnmarshalStrict(raw, v, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err == nil && len(strict) > 0 {
+		err = joinStrict(strict)
+	}
+	return err
+}
+
+// labelOf reads one label with the lenient encoding/json.
+func labelOf(raw []byte, key string) string {
+	var m struct {
+		Metadata struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+	}
+	_ = json.Unmarshal(raw, &m)
+	return m.Metadata.Labels[key]
+}
+
+// Envelope choices of FuzzReviewObject: an index picks one, so the fuzzer explores them all.
+var (
+	fuzzKinds = []metav1.GroupVersionKind{
+		{Version: "v1", Kind: "Pod"}, {Group: "apps", Version: "v1", Kind: "Deployment"}, {Group: "batch", Version: "v1", Kind: "CronJob"},
+		{Version: "v1", Kind: "ConfigMap"}, {Version: "v1", Kind: "Namespace"}, {Version: "v1", Kind: "ReplicationController"},
+		{Group: "apps", Version: "v1beta1", Kind: "Deployment"}, {Version: "v1", Kind: "Secret"}, {},
+	}
+	fuzzOps  = []string{"CREATE", "UPDATE", "DELETE", "CONNECT", "", "PATCH"}
+	fuzzSubs = []string{"", "ephemeralcontainers", "status", "resize", "finalize", "scale"}
+)
+
+// envelope builds a review around raw objects by concatenation: the objects go in byte for byte, even when
+// they are not JSON (then the whole review is refused, which is also checked).
+func envelope(kind, op, sub uint8, admin bool, obj, old []byte) []byte {
+	gvk := fuzzKinds[int(kind)%len(fuzzKinds)]
+	kindJSON, _ := json.Marshal(gvk)
+	groups := `["system:authenticated","dev"]`
+	if admin {
+		groups = `["system:authenticated","system:masters"]`
+	}
+	ns := "agents"
+	switch gvk.Kind {
+	case "Namespace":
+		ns = ""
+	case "ConfigMap":
+		ns = "agentgate-system"
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"fuzz","kind":%s,`+
+		`"resource":{"group":%q,"version":%q,"resource":"x"},"namespace":%q,"operation":%q,"subResource":%q,`+
+		`"userInfo":{"username":"fuzzer","groups":%s}`,
+		kindJSON, gvk.Group, gvk.Version, ns, fuzzOps[int(op)%len(fuzzOps)], fuzzSubs[int(sub)%len(fuzzSubs)], groups)
+	if len(obj) > 0 {
+		b.WriteString(`,"object":`)
+		b.Write(obj)
+	}
+	if len(old) > 0 {
+		b.WriteString(`,"oldObject":`)
+		b.Write(old)
+	}
+	b.WriteString("}}")
+	return b.Bytes()
+}
+
+type objectSample struct {
+	kind, op, sub uint8
+	admin         bool
+	obj, old      []byte
+}
+
+func mustMarshal(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func objectSamples(t testing.TB) []objectSample {
+	pod := mustMarshal(t, minimalPod("p"))
+	compliant := mustMarshal(t, compliantPod("p"))
+	bad := mustMarshal(t, badPod("p"))
+	deploy := mustMarshal(t, controllers(minimalPod("x").Spec)["Deployment"].obj)
+	cron := mustMarshal(t, controllers(badPod("x").Spec)["CronJob"].obj)
+	agentNS := mustMarshal(t, namespaceObj("team-a", map[string]string{AgentNamespaceLabel: "true"}))
+	plainNS := mustMarshal(t, namespaceObj("team-a", map[string]string{"team": "a"}))
+	doc := string(policy.DefaultPolicyYAML())
+	enforce := mustMarshal(t, policyCM("agentgate-policy-agents", map[string]string{PolicyLabel: "true"}, doc))
+	audit := mustMarshal(t, policyCM("agentgate-policy-agents", map[string]string{PolicyLabel: "true"}, strings.Replace(doc, "mode: enforce", "mode: audit", 1)))
+	unlabelled := mustMarshal(t, policyCM("agentgate-policy-agents", nil, doc))
+	invalid := mustMarshal(t, policyCM("agentgate-policy-agents", map[string]string{PolicyLabel: "true"}, "spec: {mode: sometimes}"))
+	return []objectSample{
+		{kind: 0, op: 0, obj: pod},
+		{kind: 0, op: 0, obj: compliant},
+		{kind: 0, op: 0, obj: bad},
+		{kind: 0, op: 1, obj: bad, old: bad},
+		{kind: 0, op: 1, sub: 1, obj: bad, old: pod},
+		{kind: 0, op: 2, old: pod},
+		{kind: 1, op: 0, obj: deploy},
+		{kind: 2, op: 1, obj: cron, old: cron},
+		{kind: 3, op: 0, obj: invalid},
+		{kind: 3, op: 1, obj: audit, old: enforce},
+		{kind: 3, op: 1, obj: unlabelled, old: enforce},
+		{kind: 3, op: 1, admin: true, obj: audit, old: enforce},
+		{kind: 3, op: 2, old: enforce},
+		{kind: 4, op: 1, obj: plainNS, old: agentNS},
+		{kind: 4, op: 1, sub: 2, obj: plainNS, old: agentNS},
+		{kind: 4, op: 1, admin: true, obj: plainNS, old: agentNS},
+		{kind: 4, op: 1, obj: agentNS, old: plainNS},
+		{kind: 0, op: 0, obj: []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"d"},"spec":{"hostPID":true,"hostPID":false,"containers":[{"name":"a","image":"x"}]}}`)},
+		{kind: 4, op: 1, obj: []byte(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a","labels":{"agentgate.io/agents":"true"},"labels":{}}}`), old: agentNS},
+		{kind: 0, op: 0, obj: []byte(`null`)},
+		{kind: 0, op: 0, obj: []byte(`{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"name":"a","image":"x","securityContext":{"privileged":"true"}}]}}`)},
+	}
+}
+
+// reviewSamples: whole bodies, valid and not, for FuzzReview and FuzzDecodeReview.
+func reviewSamples(t testing.TB) [][]byte {
+	out := [][]byte{
+		nil, []byte("null"), []byte("{}"), []byte(`[]`), []byte(`"x"`),
+		[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`),
+		[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"}}`),
+		[]byte(`{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","object":{}}}`),
+		[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","uid":"v"}}`),
+		[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","Request":{"uid":"u"}}`),
+		[]byte("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"\xff\"}}"),
+	}
+	for _, s := range objectSamples(t) {
+		out = append(out, envelope(s.kind, s.op, s.sub, s.admin, s.obj, s.old))
+	}
+	out = append(out, podReview(badPod("p")).body(t), rv{apiVersion: reviewV1beta1, gvk: podGVK, namespace: agentsNS, name: "p", obj: compliantPod("p")}.body(t))
+	return out
+}
+
+// TestFuzzSeeds keeps testdata/fuzz in step with the samples above (rewritten with -update-fuzz-seeds), so
+// that every `go test` replays them through the fuzz targets' checks.
+func TestFuzzSeeds(t *testing.T) {
+	seeds := map[string][]string{}
+	for _, b := range reviewSamples(t) {
+		seeds["FuzzReview"] = append(seeds["FuzzReview"], fmt.Sprintf("[]byte(%s)", strconv.Quote(string(b))))
+	}
+	seeds["FuzzDecodeReview"] = seeds["FuzzReview"]
+	for _, s := range objectSamples(t) {
+		seeds["FuzzReviewObject"] = append(seeds["FuzzReviewObject"], fmt.Sprintf("byte(%d)\nbyte(%d)\nbyte(%d)\nbool(%v)\n[]byte(%s)\n[]byte(%s)",
+			s.kind, s.op, s.sub, s.admin, strconv.Quote(string(s.obj)), strconv.Quote(string(s.old))))
+	}
+	for name, ss := range seeds {
+		dir := filepath.Join("testdata", "fuzz", name)
+		for i, s := range ss {
+			path := filepath.Join(dir, fmt.Sprintf("seed%02d", i))
+			want := "go test fuzz v1\n" + s + "\n"
+			if *updateFuzzSeeds {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			got, err := os.ReadFile(path)
+			if err != nil || string(got) != want {
+				t.Errorf("%s is missing or stale (regenerate: go test ./webhook/ -run TestFuzzSeeds -update-fuzz-seeds)", path)
+			}
+		}
+	}
+}

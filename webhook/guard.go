@@ -1,0 +1,326 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"agentgate.io/agentgate/policy"
+)
+
+// The guard (/validate-guard) keeps agentgate's own off switches out of reach of everyone but its admins:
+//
+//   - a Namespace UPDATE that removes AgentNamespaceLabel, or sets it to anything but "true", takes the
+//     namespace out of the sandbox (the webhook configurations select agent namespaces by that label);
+//   - a policy ConfigMap UPDATE that downgrades spec.mode from enforce to warn or audit, or removes its
+//     PolicyLabel, and the DELETE of a policy ConfigMap, switch a policy off.
+//
+// Each is refused (403 Forbidden, a cause naming the field) unless request.userInfo.groups holds one of
+// Options.AdminGroups. Allowed or refused, a guarded change is logged as admission.guarded and counted in
+// agentgate_guarded_changes_total. Everything else sent to the endpoint is allowed: the guard does not judge
+// content (/validate-policy does) and never blocks an ordinary edit.
+//
+// The guard decides from the request alone (the old and new objects and the requester), not from the policy
+// set in force, so it answers the same on every replica at every moment.
+
+// EndpointValidateGuard is the guard's endpoint name (its URL path without the slash).
+const EndpointValidateGuard = "validate-guard"
+
+// AgentNamespaceLabel marks agent namespaces: the webhook configurations select namespaces labelled
+// AgentNamespaceLabel=AgentNamespaceLabelValue.
+const (
+	AgentNamespaceLabel      = "agentgate.io/agents"
+	AgentNamespaceLabelValue = "true"
+)
+
+// DefaultAdminGroups are the groups that may make guarded changes when Options.AdminGroups is empty.
+var DefaultAdminGroups = []string{"system:masters"}
+
+var namespaceGK = schema.GroupKind{Kind: "Namespace"}
+
+// Guarded changes, the change label of agentgate_guarded_changes_total.
+const (
+	changeAgentsLabel  = "agents_label"
+	changePolicyLabel  = "policy_label"
+	changePolicyMode   = "policy_mode"
+	changePolicyDelete = "policy_delete"
+)
+
+// guardMetrics is agentgate_guarded_changes_total: change is one of the constants above, result "refused"
+// or "admin" (made by a member of an admin group).
+type guardMetrics struct {
+	changes *prometheus.CounterVec
+}
+
+func newGuardMetrics(reg prometheus.Registerer) (*guardMetrics, error) {
+	m := &guardMetrics{changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "agentgate_guarded_changes_total",
+		Help: "Changes that take a namespace out of the agent sandbox or switch a policy off (agents_label, policy_label, policy_mode, policy_delete), by result: refused, or admin (made by a member of --admin-groups).",
+	}, []string{"change", "result"})}
+	if err := reg.Register(m.changes); err != nil {
+		return nil, err
+	}
+	for _, c := range []string{changeAgentsLabel, changePolicyLabel, changePolicyMode, changePolicyDelete} {
+		m.changes.WithLabelValues(c, "refused")
+		m.changes.WithLabelValues(c, "admin")
+	}
+	return m, nil
+}
+
+// guardedChange is one guarded change a request makes.
+type guardedChange struct {
+	change string
+	field  string // "" for a DELETE
+	detail string // what the change does, for the message
+}
+
+// validateGuard judges Namespace UPDATEs and policy ConfigMap UPDATEs and DELETEs; see the top of this file.
+func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
+	if (gk != namespaceGK && gk != configMapGK) || req.Kind.Version != "v1" {
+		return refuse("unsupported_kind", 400, "/%s judges v1 Namespaces and v1 ConfigMaps, not %s: fix the webhook configuration", EndpointValidateGuard, gvkString(req.Kind))
+	}
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Connect:
+		ev.note = "operation not guarded"
+		return allow()
+	case admissionv1.Update:
+	case admissionv1.Delete:
+		if gk == namespaceGK {
+			// Deleting an agent namespace deletes its pods too: nothing escapes the sandbox.
+			ev.note = "operation not guarded"
+			return allow()
+		}
+	default:
+		return refuse("operation", 400, "unsupported operation %q", req.Operation)
+	}
+	var changes []guardedChange
+	var name string
+	if gk == namespaceGK {
+		// Every subresource is judged alike: whatever the path, a label that disappears is guarded.
+		old, cur, d, ok := decodePair[corev1.Namespace](req, true)
+		if !ok {
+			return d
+		}
+		name = cur.Name
+		ev.setObject(&cur.ObjectMeta)
+		changes = namespaceChanges(old, cur)
+	} else {
+		if s.opts.PolicyNamespace != "" && req.Namespace != s.opts.PolicyNamespace {
+			ev.note = "not agentgate's policy namespace"
+			return allow()
+		}
+		old, cur, d, ok := decodePair[corev1.ConfigMap](req, req.Operation == admissionv1.Update)
+		if !ok {
+			return d
+		}
+		name = old.Name
+		if cur != nil {
+			ev.setObject(&cur.ObjectMeta)
+		} else {
+			ev.setObject(&old.ObjectMeta)
+		}
+		changes = policyConfigMapChanges(old, cur)
+	}
+	if len(changes) == 0 {
+		ev.note = "no guarded change"
+		return allow()
+	}
+	admin := s.isAdmin(req.UserInfo.Groups)
+	s.logGuarded(ctx, req, ev, changes, admin)
+	if admin {
+		ev.note = "guarded change made by an admin"
+		return allow()
+	}
+	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: s.guardStatus(gk, name, req, changes)}, result: resultDenied}
+}
+
+// decodePair decodes request.oldObject and request.object strictly as T. The old object is required (it is
+// what a guarded change is measured against); the new one only when withNew (a DELETE has none).
+func decodePair[T corev1.Namespace | corev1.ConfigMap](req *admissionv1.AdmissionRequest, withNew bool) (*T, *T, decision, bool) {
+	decodeOne := func(what string, raw []byte) (*T, decision, bool) {
+		if len(raw) == 0 {
+			return nil, refuse("null_object", 400, "request.%s is null for %s of %s", what, req.Operation, gvkString(req.Kind)), false
+		}
+		obj := new(T)
+		strict, err := kjson.UnmarshalStrict(raw, obj, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+		if err == nil && len(strict) > 0 {
+			err = joinStrict(strict)
+		}
+		if err != nil {
+			return nil, refuse("object_decode", 400, "cannot decode request.%s as %s: %v", what, gvkString(req.Kind), err), false
+		}
+		tm, meta := typeAndMeta(obj)
+		if d, ok := checkTypeAndNamespace(req, tm, meta); !ok {
+			return nil, d, false
+		}
+		return obj, decision{}, true
+	}
+	old, d, ok := decodeOne("oldObject", req.OldObject.Raw)
+	if !ok {
+		return nil, nil, d, false
+	}
+	if !withNew {
+		return old, nil, decision{}, true
+	}
+	cur, d, ok := decodeOne("object", req.Object.Raw)
+	if !ok {
+		return nil, nil, d, false
+	}
+	return old, cur, decision{}, true
+}
+
+func typeAndMeta(obj any) (*metav1.TypeMeta, *metav1.ObjectMeta) {
+	switch o := obj.(type) {
+	case *corev1.Namespace:
+		return &o.TypeMeta, &o.ObjectMeta
+	case *corev1.ConfigMap:
+		return &o.TypeMeta, &o.ObjectMeta
+	}
+	panic(fmt.Sprintf("typeAndMeta: %T", obj)) // unreachable: decodePair's type set
+}
+
+var (
+	agentsLabelPath = field.NewPath("metadata", "labels").Key(AgentNamespaceLabel)
+	policyLabelPath = field.NewPath("metadata", "labels").Key(PolicyLabel)
+	policyModePath  = policyKeyPath.Child("spec", "mode")
+)
+
+// namespaceChanges: an agent namespace that stops being one.
+func namespaceChanges(old, cur *corev1.Namespace) []guardedChange {
+	if old.Labels[AgentNamespaceLabel] != AgentNamespaceLabelValue || cur.Labels[AgentNamespaceLabel] == AgentNamespaceLabelValue {
+		return nil
+	}
+	return []guardedChange{{change: changeAgentsLabel, field: agentsLabelPath.String(),
+		detail: labelChange(cur.Labels, AgentNamespaceLabel) + " takes namespace " + strconv.Quote(cur.Name) + " out of the agent sandbox"}}
+}
+
+// policyConfigMapChanges: a policy ConfigMap deleted (cur nil), unlabelled, or downgraded from enforce.
+func policyConfigMapChanges(old, cur *corev1.ConfigMap) []guardedChange {
+	if !IsPolicyConfigMap(old) {
+		return nil // not a policy before: nothing to switch off
+	}
+	ref := strconv.Quote(old.Namespace + "/" + old.Name)
+	if cur == nil {
+		return []guardedChange{{change: changePolicyDelete, detail: "deleting policy ConfigMap " + ref + " takes its policy out of force"}}
+	}
+	var out []guardedChange
+	if !IsPolicyConfigMap(cur) {
+		out = append(out, guardedChange{change: changePolicyLabel, field: policyLabelPath.String(),
+			detail: labelChange(cur.Labels, PolicyLabel) + " takes the policy of ConfigMap " + ref + " out of force"})
+	}
+	if from, to := policyMode(old), policyMode(cur); from == policy.ModeEnforce && (to == policy.ModeWarn || to == policy.ModeAudit) {
+		out = append(out, guardedChange{change: changePolicyMode, field: policyModePath.String(),
+			detail: fmt.Sprintf("changing the mode of the policy in ConfigMap %s from %s to %s stops it denying anything", ref, from, to)})
+	}
+	return out
+}
+
+func labelChange(labels map[string]string, key string) string {
+	if v, ok := labels[key]; ok {
+		return fmt.Sprintf("setting the label to %q", v)
+	}
+	return "removing the label"
+}
+
+// policyMode reads spec.mode of a ConfigMap's policy document leniently: a document the policy parser would
+// refuse still says what its author meant (an invalid document is refused by /validate-policy, and if one
+// lands anyway the server keeps the last good version). "" when the document cannot be read at all.
+func policyMode(cm *corev1.ConfigMap) policy.Mode {
+	doc, ok := cm.Data[PolicyKey]
+	if !ok {
+		return ""
+	}
+	jsonDoc, err := yaml.YAMLToJSON([]byte(doc))
+	if err != nil {
+		return ""
+	}
+	var ap struct {
+		Spec *struct {
+			Mode *string `json:"mode"`
+		} `json:"spec"`
+	}
+	if json.Unmarshal(jsonDoc, &ap) != nil {
+		return ""
+	}
+	if ap.Spec == nil || ap.Spec.Mode == nil || *ap.Spec.Mode == "" {
+		return policy.ModeEnforce // Parse's default
+	}
+	return policy.Mode(*ap.Spec.Mode)
+}
+
+func (s *Server) adminGroups() []string {
+	if len(s.opts.AdminGroups) == 0 {
+		return DefaultAdminGroups
+	}
+	return s.opts.AdminGroups
+}
+
+func (s *Server) isAdmin(groups []string) bool {
+	for _, g := range s.adminGroups() {
+		if slices.Contains(groups, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// guardStatus is the refusal: 403 Forbidden, a cause per guarded change, and a message that names the field
+// and says who may make the change.
+func (s *Server) guardStatus(gk schema.GroupKind, name string, req *admissionv1.AdmissionRequest, changes []guardedChange) *metav1.Status {
+	who := fmt.Sprintf("only members of the admin groups (%s) may do it, and user %q", strings.Join(s.adminGroups(), ", "), req.UserInfo.Username)
+	if len(req.UserInfo.Groups) == 0 {
+		who += " is in no group"
+	} else {
+		who += " (groups " + strings.Join(req.UserInfo.Groups, ", ") + ") is not one of them"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "agentgate: %s %q: ", gk.Kind, name)
+	causes := make([]metav1.StatusCause, 0, len(changes))
+	for i, c := range changes {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if c.field != "" {
+			b.WriteString(c.field + ": ")
+		}
+		b.WriteString(c.detail)
+		causes = append(causes, metav1.StatusCause{Type: metav1.CauseType(field.ErrorTypeForbidden), Field: c.field, Message: c.detail})
+	}
+	fmt.Fprintf(&b, "; %s (agentgate serve --admin-groups; break-glass: docs/operating.md)", who)
+	return &metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    http.StatusForbidden,
+		Reason:  metav1.StatusReasonForbidden,
+		Message: b.String(),
+		Details: &metav1.StatusDetails{Group: gk.Group, Kind: gk.Kind, Name: name, Causes: causes},
+	}
+}
+
+// logGuarded writes one admission.guarded event per change and counts it.
+func (s *Server) logGuarded(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event, changes []guardedChange, admin bool) {
+	result, level, msg := "refused", slog.LevelWarn, "guarded change refused"
+	if admin {
+		result, level, msg = "admin", slog.LevelInfo, "guarded change made by an admin"
+	}
+	for _, c := range changes {
+		s.guardMetrics.changes.WithLabelValues(c.change, result).Inc()
+		attrs := append(ev.common(), "event", "admission.guarded", "allowed", admin, "change", c.change, "field", c.field,
+			"detail", c.detail, "groups", req.UserInfo.Groups, "admin_groups", s.adminGroups())
+		s.log.Log(ctx, level, msg, attrs...)
+	}
+}
