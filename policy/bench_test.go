@@ -8,7 +8,10 @@ package policy
 
 import (
 	"fmt"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -69,6 +72,22 @@ func benchPod(name string, n, envs, mounts int) *corev1.Pod {
 		p.Spec.Containers = append(p.Spec.Containers, c)
 	}
 	return p
+}
+
+// cpuPerOp reports the process's CPU time (user + system, every thread, so the garbage collector's work is
+// in) per operation as cpu-ns/op, beside the wall time: on a shared machine it moves much less. Call it
+// before b.Loop and the returned func after.
+func cpuPerOp(b *testing.B) func() {
+	start := processCPU()
+	return func() { b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op") }
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type benchCase struct {
@@ -133,12 +152,14 @@ func BenchmarkCheck(b *testing.B) {
 	for _, bc := range benchCases(b) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
+			done := cpuPerOp(b)
 			for b.Loop() {
 				res := set.Evaluate(bc.hardened, benchNS)
 				if !res.Allowed() {
 					b.Fatal("denied")
 				}
 			}
+			done()
 		})
 	}
 }
@@ -150,18 +171,184 @@ func BenchmarkHarden(b *testing.B) {
 	for _, bc := range benchCases(b) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
+			done := cpuPerOp(b)
 			for b.Loop() {
 				h := bc.pod.DeepCopy()
 				if !set.Harden(h, benchNS) {
 					b.Fatal("nothing hardened")
 				}
 			}
+			done()
 		})
 		b.Run(bc.name+"/copy", func(b *testing.B) {
 			b.ReportAllocs()
+			done := cpuPerOp(b)
 			for b.Loop() {
 				_ = bc.pod.DeepCopy()
 			}
+			done()
 		})
+	}
+}
+
+// BenchmarkJudge is the validating webhook's decision on a Pod: "sent" needs hardening (Judge copies and
+// hardens it, then judges the pod as sent), "hardened" is what arrives after the mutating webhook.
+func BenchmarkJudge(b *testing.B) {
+	set := NewSet(Default())
+	for _, bc := range benchCases(b) {
+		for _, v := range []struct {
+			name string
+			w    *Workload
+		}{{"sent", bc.pod}, {"hardened", bc.hardened}} {
+			b.Run(bc.name+"/"+v.name, func(b *testing.B) {
+				b.ReportAllocs()
+				done := cpuPerOp(b)
+				for b.Loop() {
+					res := set.Judge(v.w, benchNS)
+					if v.name == "hardened" && !res.Allowed() {
+						b.Fatal("denied")
+					}
+				}
+				done()
+			})
+		}
+	}
+}
+
+// BenchmarkMutate is the mutating webhook's decision (without the patch): "sent" is hardened, "hardened"
+// has nothing left to do.
+func BenchmarkMutate(b *testing.B) {
+	set := NewSet(Default())
+	for _, bc := range benchCases(b) {
+		for _, v := range []struct {
+			name string
+			w    *Workload
+		}{{"sent", bc.pod}, {"hardened", bc.hardened}} {
+			b.Run(bc.name+"/"+v.name, func(b *testing.B) {
+				b.ReportAllocs()
+				done := cpuPerOp(b)
+				for b.Loop() {
+					_, changed := set.Mutate(v.w, benchNS)
+					if changed != (v.name == "sent") {
+						b.Fatalf("changed = %v", changed)
+					}
+				}
+				done()
+			})
+		}
+	}
+}
+
+// Scaling (BENCHMARKS.md tables and plot): how the cost grows with containers per pod, policies in force and
+// allowlist patterns. Every point is a compliant pod, so every check runs to the end.
+
+var scaleContainers = []int{1, 2, 5, 10, 20, 50, 100}
+
+// BenchmarkScaleContainers, BenchmarkScalePolicies and BenchmarkScaleAllowlist measure three operations:
+// "check" is Set.Evaluate of the hardened pod, "judge" is Set.Judge of the hardened pod (what /validate
+// decides once the mutating webhook has run) and "mutate" is Set.Mutate of the pod as sent (what /mutate
+// decides, without the patch).
+func scaleOp(b *testing.B, set *Set, op string, sent, hardened *Workload, matched int) {
+	b.ReportAllocs()
+	done := cpuPerOp(b)
+	for b.Loop() {
+		switch op {
+		case "check":
+			if res := set.Evaluate(hardened, benchNS); !res.Allowed() || len(res.Matched) != matched {
+				b.Fatal("denied")
+			}
+		case "judge":
+			if res := set.Judge(hardened, benchNS); !res.Allowed() || len(res.Matched) != matched {
+				b.Fatal("denied")
+			}
+		case "mutate":
+			if _, changed := set.Mutate(sent, benchNS); !changed {
+				b.Fatal("nothing hardened")
+			}
+		}
+	}
+	done()
+}
+
+var scaleOps = []string{"check", "judge", "mutate"}
+
+// BenchmarkScaleContainers: by containers per pod.
+func BenchmarkScaleContainers(b *testing.B) {
+	set := NewSet(Default())
+	for _, op := range scaleOps {
+		for _, n := range scaleContainers {
+			w, err := NewWorkload(benchPod("scale", n, 4, 1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := w.DeepCopy()
+			set.Harden(h, benchNS)
+			b.Run(fmt.Sprintf("%s/containers=%d", op, n), func(b *testing.B) { scaleOp(b, set, op, w, h, 1) })
+		}
+	}
+}
+
+// scalePolicy is the default policy under another name, with extra allowlist patterns before its own.
+func scalePolicy(tb testing.TB, name string, extraAllow int) *Policy {
+	doc := string(DefaultPolicyYAML())
+	doc = strings.Replace(doc, "  name: agents\n", "  name: "+name+"\n", 1)
+	if extraAllow > 0 {
+		pats := make([]string, 0, extraAllow+1)
+		for i := range extraAllow {
+			pats = append(pats, fmt.Sprintf("%q", fmt.Sprintf("registry.corp.example/team-%04d/**", i)))
+		}
+		pats = append(pats, `"registry.corp.example/agents/**"`)
+		old := `allow: ["registry.corp.example/agents/**"]`
+		if !strings.Contains(doc, old) {
+			tb.Fatal("default policy: allowlist line not found")
+		}
+		doc = strings.Replace(doc, old, "allow: ["+strings.Join(pats, ", ")+"]", 1)
+	}
+	p, errs := Parse([]byte(doc))
+	if len(errs) > 0 {
+		tb.Fatal(errs.ToAggregate())
+	}
+	return p
+}
+
+var (
+	scalePolicies  = []int{1, 2, 5, 10, 20, 50}
+	scalePatterns  = []int{1, 10, 100, 250, 500, 1000}
+	scaleSmallPod  = func() *corev1.Pod { return benchPod("scale", 2, 4, 1) }
+	hardenedByFull = func(tb testing.TB, set *Set) (*Workload, *Workload) {
+		w, err := NewWorkload(scaleSmallPod())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		h := w.DeepCopy()
+		set.Harden(h, benchNS)
+		return w, h
+	}
+)
+
+// BenchmarkScalePolicies: the small pod with n policies in force, all selecting it.
+func BenchmarkScalePolicies(b *testing.B) {
+	for _, op := range scaleOps {
+		for _, n := range scalePolicies {
+			ps := make([]*Policy, n)
+			for i := range ps {
+				ps[i] = scalePolicy(b, fmt.Sprintf("agents-%02d", i), 0)
+			}
+			set := NewSet(ps...)
+			w, h := hardenedByFull(b, set)
+			b.Run(fmt.Sprintf("%s/policies=%d", op, n), func(b *testing.B) { scaleOp(b, set, op, w, h, n) })
+		}
+	}
+}
+
+// BenchmarkScaleAllowlist: the small pod when its images match only the last of n allowlist patterns (the
+// worst case of a first-match scan).
+func BenchmarkScaleAllowlist(b *testing.B) {
+	for _, op := range scaleOps {
+		for _, n := range scalePatterns {
+			set := NewSet(scalePolicy(b, "agents", n-1))
+			w, h := hardenedByFull(b, set)
+			b.Run(fmt.Sprintf("%s/patterns=%d", op, n), func(b *testing.B) { scaleOp(b, set, op, w, h, 1) })
+		}
 	}
 }

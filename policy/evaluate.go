@@ -128,13 +128,36 @@ func (s *Set) Harden(w *Workload, ns Namespace) bool {
 	return changed
 }
 
+// needsHardening says whether Harden would change anything, without copying or changing the workload. It
+// asks every selecting policy the very conditions Harden acts on (hardenPod, dry). When no policy would
+// fill anything in the workload as it is, hardening in sequence fills nothing either, so the answer is exact.
+func (s *Set) needsHardening(w *Workload, ns Namespace) bool {
+	for _, p := range s.Policies {
+		if ok, _ := p.selects(w, ns); !ok {
+			continue
+		}
+		pod := newPodView(p, w, nil)
+		pod.mayMountToken = pod.mayMountToken || p.tokenSA[serviceAccountKey(ns.Name, w.Spec)]
+		if p.hardenPod(pod, true) {
+			return true
+		}
+	}
+	return false
+}
+
 // Judge is the one decision path shared by the webhook and the CLI:
 //   - a controller template is judged as it will be after hardening, since its pods will be hardened;
 //   - a Pod is judged as it is (the mutating webhook already ran); if the hardened pod would pass but the pod
 //     as sent does not, mutation was bypassed and the unset fields are the violations; otherwise the
 //     hardened pod's violations are reported, which are the real problems, without noise about fields that
 //     mutation would have filled.
+//
+// A workload that hardening would not change (every Pod that went through the mutating webhook, and every
+// compliant template) is its own hardened form: it is judged once, without a copy.
 func (s *Set) Judge(w *Workload, ns Namespace) Result {
+	if !s.needsHardening(w, ns) {
+		return s.Evaluate(w, ns)
+	}
 	hardened := w.DeepCopy()
 	s.Harden(hardened, ns)
 	res := s.Evaluate(hardened, ns)
@@ -148,6 +171,9 @@ func (s *Set) Judge(w *Workload, ns Namespace) Result {
 // that the policies will deny anyway is not mutated: the validating webhook then denies it with agentgate's
 // own message, instead of the API server refusing a half-hardened object with one of its own.
 func (s *Set) Mutate(w *Workload, ns Namespace) (*Workload, bool) {
+	if !s.needsHardening(w, ns) {
+		return w, false
+	}
 	hardened := w.DeepCopy()
 	if !s.Harden(hardened, ns) {
 		return w, false

@@ -12,7 +12,11 @@ import (
 //   - a field is not added where the API server would then refuse the object (allowPrivilegeEscalation: false
 //     beside privileged: true or an added SYS_ADMIN; Linux-only fields on a Windows pod), because that error
 //     would hide agentgate's own explanation of why the pod is denied.
-func (p *Policy) harden(pod *podView) bool {
+func (p *Policy) harden(pod *podView) bool { return p.hardenPod(pod, false) }
+
+// hardenPod is harden; with dry set it changes nothing and reports whether harden would change anything
+// (Set.needsHardening: the same conditions, so the two cannot disagree).
+func (p *Policy) hardenPod(pod *podView, dry bool) bool {
 	// A Windows pod gets the platform-neutral fields only (automount, runAsNonRoot, resources), whatever
 	// spec.windows says. Under windows: deny it is denied anyway, so Mutate sends it back unpatched; filling
 	// those fields here keeps Judge's report to the one real problem (spec.os.name) instead of adding
@@ -20,11 +24,17 @@ func (p *Policy) harden(pod *podView) bool {
 	changed := false
 	s := pod.spec
 	if !pod.mayMountToken && s.AutomountServiceAccountToken == nil {
+		if dry {
+			return true
+		}
 		s.AutomountServiceAccountToken = ptrTo(false)
 		changed = true
 	}
 	sc := p.Spec.SecurityContext
 	if *sc.RunAsNonRoot && (s.SecurityContext == nil || s.SecurityContext.RunAsNonRoot == nil) {
+		if dry {
+			return true
+		}
 		podSC(s).RunAsNonRoot = ptrTo(true)
 		changed = true
 	}
@@ -33,11 +43,17 @@ func (p *Policy) harden(pod *podView) bool {
 	// container, which mutation never sees) then inherits it.
 	if !pod.windows && sc.SeccompProfile == corev1.SeccompProfileTypeRuntimeDefault &&
 		(s.SecurityContext == nil || s.SecurityContext.SeccompProfile == nil) {
+		if dry {
+			return true
+		}
 		podSC(s).SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
 		changed = true
 	}
 	for _, ca := range pod.containers {
-		if p.hardenContainer(ca, pod.windows) {
+		if p.hardenContainer(ca, pod.windows, dry) {
+			if dry {
+				return true
+			}
 			changed = true
 		}
 	}
@@ -51,7 +67,7 @@ func podSC(s *corev1.PodSpec) *corev1.PodSecurityContext {
 	return s.SecurityContext
 }
 
-func (p *Policy) hardenContainer(ca containerAt, windows bool) bool {
+func (p *Policy) hardenContainer(ca containerAt, windows, dry bool) bool {
 	c := ca.c
 	changed := false
 	sc := p.Spec.SecurityContext
@@ -63,14 +79,23 @@ func (p *Policy) hardenContainer(ca containerAt, windows bool) bool {
 	}
 	if !windows {
 		if *sc.ReadOnlyRootFilesystem && (c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil) {
+			if dry {
+				return true
+			}
 			csc().ReadOnlyRootFilesystem = ptrTo(true)
 			changed = true
 		}
 		if !*sc.AllowPrivilegeEscalation && (c.SecurityContext == nil || c.SecurityContext.AllowPrivilegeEscalation == nil) && !conflictsWithNoEscalation(c) {
+			if dry {
+				return true
+			}
 			csc().AllowPrivilegeEscalation = ptrTo(false)
 			changed = true
 		}
 		if !dropsAll(c) {
+			if dry {
+				return true
+			}
 			caps := csc().Capabilities
 			if caps == nil {
 				caps = &corev1.Capabilities{}
@@ -81,7 +106,7 @@ func (p *Policy) hardenContainer(ca containerAt, windows bool) bool {
 		}
 	}
 	if ca.field != "ephemeralContainers" { // the API forbids resources on ephemeral containers
-		if p.hardenResources(&c.Resources) {
+		if p.fillResources(&c.Resources, dry) {
 			changed = true
 		}
 	}
@@ -121,11 +146,19 @@ func dropsAll(c *corev1.Container) bool {
 // request > limit (an invalid object): a request above the default limit raises that limit to the request
 // (the max check still bounds it), and a default request above an explicit limit is lowered to the limit.
 func (p *Policy) hardenResources(r *corev1.ResourceRequirements) bool {
+	return p.fillResources(r, false)
+}
+
+// fillResources is hardenResources; with dry set it changes nothing and reports whether it would.
+func (p *Policy) fillResources(r *corev1.ResourceRequirements, dry bool) bool {
 	d := p.Spec.Resources.Defaults
 	changed := false
 	for _, rn := range sortedResourceNames(d.Limits) {
 		if _, ok := r.Limits[rn]; ok {
 			continue
+		}
+		if dry {
+			return true
 		}
 		lim := d.Limits[rn].DeepCopy()
 		if req, ok := r.Requests[rn]; ok && req.Cmp(lim) > 0 {
@@ -140,6 +173,9 @@ func (p *Policy) hardenResources(r *corev1.ResourceRequirements) bool {
 	for _, rn := range sortedResourceNames(d.Requests) {
 		if _, ok := r.Requests[rn]; ok {
 			continue
+		}
+		if dry {
+			return true
 		}
 		req := d.Requests[rn].DeepCopy()
 		if lim, ok := r.Limits[rn]; ok && req.Cmp(lim) > 0 {

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"agentgate.io/agentgate/certs"
+	"agentgate.io/agentgate/e2e/load/corpus"
+	"agentgate.io/agentgate/e2e/load/floorsrv"
 	"agentgate.io/agentgate/policy"
 )
 
@@ -112,5 +116,126 @@ func BenchmarkFrontendControllerRuntime(b *testing.B) {
 	})}
 	for name, body := range benchBodies(b) {
 		b.Run(name, func(b *testing.B) { runHandler(b, wh, body) })
+	}
+}
+
+// The benchmarks behind BENCHMARKS.md (make bench), on the load tool's corpora (e2e/load/corpus): the
+// same payloads the load tool sends, so the in-process and over-the-wire figures can be read side by side.
+//
+//	go test ./webhook -run '^$' -bench 'Decode|Handler|Floor' -benchmem
+
+// cpuPerOp reports the process's CPU time (user + system, every thread, so the garbage collector's work is
+// in) per operation as cpu-ns/op, beside the wall time: on a shared machine it moves much less. Call it
+// before b.Loop and the returned func after.
+func cpuPerOp(b *testing.B) func() {
+	start := processCPU()
+	return func() { b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op") }
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// corpusReview is a corpus review with a fixed uid.
+func corpusReview(b *testing.B, name string) []byte {
+	body, err := corpus.Review(name, "ffffffff-ffff-4fff-bfff-ffffffffffff")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body
+}
+
+// BenchmarkDecode is the decode path alone: the AdmissionReview, strictly, then request.object by its kind,
+// strictly, into the typed object the policy judges.
+func BenchmarkDecode(b *testing.B) {
+	for _, name := range []string{corpus.Small, corpus.Large, corpus.Deployment} {
+		body := corpusReview(b, name)
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			done := cpuPerOp(b)
+			for b.Loop() {
+				if _, err := decodeForBench(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+			done()
+		})
+	}
+}
+
+// benchServer is agentgate's handler with the embedded default policy and audit events encoded as JSON into
+// io.Discard: the logging cost is in, the write syscall is not.
+func benchServer(b *testing.B) http.Handler {
+	srv, err := New(Options{GetCertificate: StaticCertificate(benchCert(b)), Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return srv.Handler()
+}
+
+func serveBench(b *testing.B, h http.Handler, path string, body []byte, want string) {
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	rd := bytes.NewReader(body)
+	done := cpuPerOp(b)
+	for b.Loop() {
+		rd.Reset(body)
+		req := httptest.NewRequest(http.MethodPost, path, rd)
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK || !bytes.Contains(w.Body.Bytes(), []byte(want)) {
+			b.Fatalf("HTTP %d: %.300s", w.Code, w.Body.String())
+		}
+	}
+	done()
+}
+
+// BenchmarkHandler is one review end to end in-process (no TLS, no sockets): read, decode, decide, encode,
+// metrics and the audit event.
+func BenchmarkHandler(b *testing.B) {
+	h := benchServer(b)
+	for _, c := range []struct{ path, corpus, want string }{
+		{"/validate", corpus.Small, `"allowed":true`},
+		{"/validate", corpus.Large, `"allowed":true`},
+		{"/validate", corpus.Deployment, `"allowed":true`},
+		{"/validate", corpus.Violating, `"allowed":false`},
+		{"/mutate", corpus.Small, `"allowed":true`},
+		{"/mutate", corpus.Large, `"allowed":true`},
+	} {
+		body := corpusReview(b, c.corpus)
+		b.Run(c.path[1:]+"/"+c.corpus, func(b *testing.B) { serveBench(b, h, c.path, body, c.want) })
+	}
+	// The small pod as users write it, before the mutating webhook: /mutate hardens it and answers a patch.
+	sent := podReview(unhardened(b)).body(b)
+	b.Run("mutate/small-as-written", func(b *testing.B) { serveBench(b, h, "/mutate", sent, `"patch":`) })
+}
+
+// unhardened is the corpus small pod without anything agentgate fills in.
+func unhardened(b *testing.B) *corev1.Pod {
+	obj, err := corpus.Object(corpus.Small)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := obj.(*corev1.Pod)
+	p.Spec.AutomountServiceAccountToken, p.Spec.SecurityContext = nil, nil
+	for i := range p.Spec.Containers {
+		p.Spec.Containers[i].SecurityContext = nil
+		p.Spec.Containers[i].Resources = corev1.ResourceRequirements{}
+	}
+	return p
+}
+
+// BenchmarkFloor is the decode-only floor server's handler on the same payloads (e2e/load/floorsrv).
+func BenchmarkFloor(b *testing.B) {
+	h := floorsrv.Handler()
+	for _, name := range []string{corpus.Small, corpus.Large, corpus.Deployment} {
+		body := corpusReview(b, name)
+		b.Run(name, func(b *testing.B) { serveBench(b, h, "/validate", body, `"allowed":true`) })
 	}
 }

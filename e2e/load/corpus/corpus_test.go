@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	psaapi "k8s.io/pod-security-admission/api"
 	psapolicy "k8s.io/pod-security-admission/policy"
+
+	"agentgate.io/agentgate/policy"
 )
 
 // strictDecode fails on fields the typed struct does not know, so a corpus
@@ -151,5 +153,39 @@ func TestReview(t *testing.T) {
 	}
 	if _, err := Review("nope", uid); err == nil {
 		t.Error("unknown corpus: want an error")
+	}
+}
+
+// The load tool measures agentgate answering what it is built for: the compliant corpora are allowed by the
+// embedded default policy as sent (so /validate runs every check to the end and /mutate has nothing to
+// patch), and the violating one is denied.
+func TestDefaultPolicyVerdicts(t *testing.T) {
+	set := policy.NewSet(policy.Default())
+	ns := policy.Namespace{Name: Namespace, Labels: map[string]string{"agentgate.io/agents": "true"}}
+	for _, name := range Names() {
+		obj, err := Object(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := policy.NewWorkload(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := set.Judge(w, ns)
+		if len(res.Matched) != 1 {
+			t.Errorf("%s: matched by %v, want the default policy", name, res.Matched)
+		}
+		if name == Violating {
+			if res.Allowed() {
+				t.Errorf("%s: allowed by the default policy", name)
+			}
+			continue
+		}
+		if !res.Allowed() {
+			t.Errorf("%s: denied by the default policy: %v", name, res.Violations)
+		}
+		if _, changed := set.Mutate(w, ns); changed {
+			t.Errorf("%s: the default policy would patch it; the corpus should be hardened already", name)
+		}
 	}
 }

@@ -1,0 +1,485 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"agentgate.io/agentgate/certs"
+	"agentgate.io/agentgate/e2e/load/corpus"
+)
+
+// The pod-create latency that agentgate adds, through a real kube-apiserver (the e2e control plane: etcd and
+// kube-apiserver from bin/, driven by envtest). Creates alternate, one at a time, between an agent namespace
+// (labelled agentgate.io/agents=true: both webhooks are called once registered) and a plain one (never
+// called), so that the machine's load, which moves a lot on a shared machine, hits both series alike.
+// Phase 1 runs before the webhook configurations exist (a control: the two namespaces cost the same), phase 2
+// with them registered. The figure is, in phase 2, the median in the agent namespace minus the median in
+// the plain one; the table also gives the agent namespace with minus without registration.
+
+const benchWebhookName = "agentgate-bench"
+
+type apiSeries struct {
+	phase, pod, ns string // ns: "agents" or "plain"
+	ms             []float64
+}
+
+type apiResult struct {
+	n      int
+	series []*apiSeries
+	cmd    string
+	// handled is agentgate's own time per review (the audit events' duration: from the request read to
+	// the answer ready), by endpoint and pod, in the agent namespace.
+	handled map[string][]float64
+}
+
+func (a *apiResult) get(phase, pod, ns string) *apiSeries {
+	for _, s := range a.series {
+		if s.phase == phase && s.pod == pod && s.ns == ns {
+			return s
+		}
+	}
+	s := &apiSeries{phase: phase, pod: pod, ns: ns}
+	a.series = append(a.series, s)
+	return s
+}
+
+func quantile(xs []float64, q float64) float64 {
+	s := slices.Clone(xs)
+	if len(s) == 0 {
+		return 0
+	}
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1))]
+}
+
+// added is what agentgate adds to a create of pod: registered, agent namespace minus plain namespace.
+func (a *apiResult) added(pod string) float64 { return a.addedBy("agents", pod) }
+
+func (a *apiResult) addedBy(ns, pod string) float64 {
+	return median(a.get(phaseWith, pod, ns).ms) - median(a.get(phaseWith, pod, "plain").ms)
+}
+
+// addedMS is the headline: the compliant pod as the corpus holds it (already hardened: /mutate has nothing
+// to patch, /validate runs every check).
+func (a *apiResult) addedMS() float64 { return a.added("hardened") }
+
+const (
+	phaseWithout = "1: no webhook configurations"
+	phaseWith    = "2: webhooks registered"
+)
+
+func (a *apiResult) markdown(b *strings.Builder) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("## Through the real API server\n\n")
+	w("`%s`: etcd + kube-apiserver from bin/ (envtest), `agentgate serve` as a child process (self-signed,\n", a.cmd)
+	w("embedded default policy, namespace labels from the cluster, audit log to a file), its two webhook\n")
+	w("configurations from manifests/base/webhooks.yaml pointed at it on loopback. Pod creates one at a time\n")
+	w("(client-go round trip), n = %d per series, rotating between an agent namespace (agentgate's webhooks select\n", a.n)
+	w("it), a floor namespace (a copy of the same configurations points at the decode-only floor) and a plain one,\n")
+	w("so that load from other work on the machine hits all alike. \"hardened\" is the corpus\n")
+	w("small pod (what a compliant client sends: /mutate returns no patch, /validate runs every check); \"as\n")
+	w("written\" is one container with nothing set (/mutate returns a patch that the API server applies, then\n")
+	w("/validate judges the result).\n\n")
+	w("| phase | pod | namespace | median ms | p90 ms | p99 ms |\n|---|---|---|---|---|---|\n")
+	for _, s := range a.series {
+		w("| %s | %s | %s | %.3f | %.3f | %.3f |\n", s.phase, s.pod, s.ns, median(s.ms), quantile(s.ms, 0.9), quantile(s.ms, 0.99))
+	}
+	w("\n**Added by the floor (the same two webhook calls to a server that only decodes and allows), median in\n")
+	w("its namespace minus the plain one: hardened pod %.3f ms, pod as written %.3f ms. agentgate minus the floor:\n",
+		a.addedBy("floor", "hardened"), a.addedBy("floor", "as written"))
+	w("%.3f ms and %.3f ms.**\n\n", a.added("hardened")-a.addedBy("floor", "hardened"), a.added("as written")-a.addedBy("floor", "as written"))
+	w("\n**Added by agentgate, median in the agent namespace minus median in the plain one with the webhooks\n")
+	w("registered: hardened pod %.3f ms, pod as written %.3f ms.** Control (no webhooks): %.3f ms and %.3f ms.\n\n",
+		a.added("hardened"), a.added("as written"),
+		median(a.get(phaseWithout, "hardened", "agents").ms)-median(a.get(phaseWithout, "hardened", "plain").ms),
+		median(a.get(phaseWithout, "as written", "agents").ms)-median(a.get(phaseWithout, "as written", "plain").ms))
+	w("Agent namespace, registered minus not: hardened %.3f ms, as written %.3f ms (phases run at different\n",
+		median(a.get(phaseWith, "hardened", "agents").ms)-median(a.get(phaseWithout, "hardened", "agents").ms),
+		median(a.get(phaseWith, "as written", "agents").ms)-median(a.get(phaseWithout, "as written", "agents").ms))
+	w("moments, so load drift is in this one).\n\n")
+	w("Floor namespace, the same difference: hardened %.3f ms, as written %.3f ms.\n\n",
+		median(a.get(phaseWith, "hardened", "floor").ms)-median(a.get(phaseWithout, "hardened", "floor").ms),
+		median(a.get(phaseWith, "as written", "floor").ms)-median(a.get(phaseWithout, "as written", "floor").ms))
+	if len(a.handled) > 0 {
+		w("agentgate's own handling time of these reviews (audit events' `duration`: body read to answer ready), median:")
+		keys := make([]string, 0, len(a.handled))
+		for k := range a.handled {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			sep := ","
+			if i == len(keys)-1 {
+				sep = "."
+			}
+			w(" %s %.3f ms (n=%d)%s", k, median(a.handled[k]), len(a.handled[k]), sep)
+		}
+		w("\nThe rest of the added time is the API server's side of two webhook calls (encoding the review,\n")
+		w("TLS, HTTP/2, decoding the answer, applying the patch) and the scheduling of three processes on the\n")
+		w("machine's cores.\n\n")
+	}
+}
+
+// readHandled collects the duration of every admission event in ns from agentgate's JSON log.
+func readHandled(logPath, ns string) map[string][]float64 {
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		return nil
+	}
+	out := map[string][]float64{}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var ev struct {
+			Event, Endpoint, Namespace string
+			Duration                   float64
+			Patch                      []string
+		}
+		if json.Unmarshal(line, &ev) != nil || ev.Namespace != ns || !strings.HasPrefix(ev.Event, "admission.") || ev.Duration == 0 {
+			continue
+		}
+		key := "/" + ev.Endpoint
+		if ev.Endpoint == "mutate" {
+			key += map[bool]string{true: " (patch)", false: " (no patch)"}[len(ev.Patch) > 0]
+		}
+		out[key] = append(out[key], ev.Duration*1000)
+	}
+	return out
+}
+
+func runAPIServerCmd(ctx context.Context, args []string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("bench apiserver", flag.ContinueOnError)
+	n := fs.Int("n", 300, "pod creates per phase")
+	bin := fs.String("agentgate", filepath.Join(root, "bin", "agentgate"), "agentgate binary")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	res, err := measureAPIServer(ctx, root, *bin, *n, func(string) {})
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	res.markdown(&b)
+	fmt.Print(b.String())
+	return nil
+}
+
+func measureAPIServer(ctx context.Context, root, bin string, n int, record func(string)) (*apiResult, error) {
+	res := &apiResult{n: n, cmd: fmt.Sprintf("go run ./e2e/bench apiserver -n %d", n)}
+	record(res.cmd + "   # (also run by make bench when bin/kube-apiserver exists)")
+	assets := filepath.Join(root, "bin")
+	for _, b := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
+			return nil, fmt.Errorf("%s not in bin/: make controlplane", b)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "agentgate-bench-api-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	defer func() { _ = env.Stop() }()
+	rc := rest.CopyConfig(cfg)
+	rc.WarningHandler = rest.NoWarnings{} // the corpus pod's duplicate port names draw a warning per create
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig := filepath.Join(tmp, "kubeconfig")
+	if err := writeKubeconfig(cfg, kubeconfig); err != nil {
+		return nil, err
+	}
+	certDir := filepath.Join(tmp, "certs")
+	_, _, caFile, err := certs.SelfSigned(certDir, nil)
+	if err != nil {
+		return nil, err
+	}
+	caBundle, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	// Namespace labels come from the cluster, as in production (the namespaceSelector is evaluated).
+	ag := &server{name: "agentgate", base: "https://" + addr, caFile: caFile,
+		argv: []string{bin, "serve", "--addr", addr, "--metrics-addr", "0", "--cert-dir", certDir, "--kubeconfig", kubeconfig}}
+	if err := ag.start(filepath.Join(tmp, "agentgate.log")); err != nil {
+		return nil, err
+	}
+	defer ag.stop()
+	var quiet recorder
+	floorBin, err := buildTool(ctx, root, tmp, "./e2e/load/floor", &quiet)
+	if err != nil {
+		return nil, err
+	}
+	fl, err := startFloor(floorBin, tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer fl.stop()
+
+	namespaces := map[string]string{}
+	for _, kind := range []string{"agents", "floor", "plain"} {
+		labels := map[string]string{}
+		switch kind {
+		case "agents":
+			labels["agentgate.io/agents"] = "true"
+		case "floor":
+			labels[floorLabel] = "true"
+		}
+		nsObj, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			GenerateName: kind + "-bench-", Labels: labels}}, metav1.CreateOptions{})
+		if err != nil {
+			return nil, err
+		}
+		namespaces[kind] = nsObj.Name
+	}
+	pods := map[string]func(name, ns string) *corev1.Pod{"hardened": hardenedPod, "as written": writtenPod}
+	seq := 0
+	create := func(phase, pod, kind string, record bool) error {
+		seq++
+		obj := pods[pod](fmt.Sprintf("bench-%05d", seq), namespaces[kind])
+		start := time.Now()
+		created, err := client.CoreV1().Pods(namespaces[kind]).Create(ctx, obj, metav1.CreateOptions{})
+		d := time.Since(start)
+		if err != nil {
+			return fmt.Errorf("%s: creating a pod in %s: %w", phase, kind, err)
+		}
+		// The pod as written comes back hardened exactly when agentgate was called.
+		if hooked, hardened := phase == phaseWith && kind == "agents", created.Spec.AutomountServiceAccountToken != nil; pod == "as written" && hooked != hardened {
+			return fmt.Errorf("%s: the pod in %s came back hardened: %v, want %v", phase, kind, hardened, hooked)
+		}
+		if record {
+			s := res.get(phase, pod, kind)
+			s.ms = append(s.ms, float64(d)/float64(time.Millisecond))
+		}
+		return nil
+	}
+	phase := func(name string) error {
+		for _, pod := range []string{"hardened", "as written"} {
+			for i := range n + 10 { // 10 unmeasured pairs first: connections, caches
+				order := []string{"agents", "floor", "plain"}
+				order = append(order[i%3:], order[:i%3]...) // rotate: each namespace goes first in turn
+				for _, kind := range order {
+					if err := create(name, pod, kind, i >= 10); err != nil {
+						return err
+					}
+				}
+			}
+			fmt.Fprintf(os.Stderr, "bench: api-server %s, %s: agents %.3f ms, floor %.3f ms, plain %.3f ms\n", name, pod,
+				median(res.get(name, pod, "agents").ms), median(res.get(name, pod, "floor").ms), median(res.get(name, pod, "plain").ms))
+		}
+		return nil
+	}
+	if err := phase(phaseWithout); err != nil {
+		return nil, err
+	}
+	if err := installWebhooks(ctx, root, client, benchWebhookName, "https://"+addr, caBundle, nil); err != nil {
+		return nil, err
+	}
+	if err := waitForWebhooks(ctx, client, namespaces["agents"]); err != nil {
+		return nil, err
+	}
+	if err := registerFloor(ctx, root, client, fl, namespaces["floor"]); err != nil {
+		return nil, err
+	}
+	if err := phase(phaseWith); err != nil {
+		return nil, err
+	}
+	res.handled = readHandled(filepath.Join(tmp, "agentgate.log"), namespaces["agents"])
+	return res, nil
+}
+
+// floorLabel selects the namespace whose creates go through the floor (e2e/load/floor: decode and allow)
+// instead of agentgate: the least any webhook adds, through the same API server, in the same run.
+const floorLabel = "agentgate.io/bench-floor"
+
+// registerFloor installs a copy of the webhook configurations that points at the floor and selects the
+// floor namespace. The floor admits everything, so there is no denial to poll for: the copy first points at
+// a closed port, and once creates fail the API server uses it; then it is pointed at the floor, and once
+// creates succeed again the floor is being called.
+func registerFloor(ctx context.Context, root string, client kubernetes.Interface, fl *server, ns string) error {
+	pem, err := os.ReadFile(fl.caFile)
+	if err != nil {
+		return err
+	}
+	dead, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	name := benchWebhookName + "-floor"
+	sel := map[string]string{floorLabel: "true"}
+	if err := installWebhooks(ctx, root, client, name, "https://"+dead, pem, sel); err != nil {
+		return err
+	}
+	creates := func() bool {
+		_, err := client.CoreV1().Pods(ns).Create(ctx, writtenPod("probe", ns), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err == nil
+	}
+	if err := poll(ctx, func() bool { return !creates() }, "the floor's webhook configurations never took effect"); err != nil {
+		return err
+	}
+	for _, del := range []func() error{
+		func() error {
+			return client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, name, metav1.DeleteOptions{})
+		},
+		func() error {
+			return client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, name, metav1.DeleteOptions{})
+		},
+	} {
+		if err := del(); err != nil {
+			return err
+		}
+	}
+	if err := installWebhooks(ctx, root, client, name, fl.base, pem, sel); err != nil {
+		return err
+	}
+	return poll(ctx, creates, "creates in the floor namespace never succeeded through the floor")
+}
+
+// hardenedPod is the corpus small pod, minus what this bare control plane cannot satisfy (a PriorityClass,
+// which the Priority admission plugin resolves).
+func hardenedPod(name, ns string) *corev1.Pod {
+	obj, err := corpus.Object(corpus.Small)
+	if err != nil {
+		panic(err)
+	}
+	p := obj.(*corev1.Pod)
+	p.Name, p.Namespace = name, ns
+	p.Spec.PriorityClassName, p.Spec.Priority, p.Spec.PreemptionPolicy = "", nil, nil
+	return p
+}
+
+// writtenPod is an agent pod as users write it: agentgate's mutating webhook fills the rest.
+func writtenPod(name, ns string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "agent"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "runner", Image: "registry.corp.example/agents/runner:1.4.2",
+			Command: []string{"/agent"}, Args: []string{"--queue", "tasks"},
+		}}},
+	}
+}
+
+func writeKubeconfig(cfg *rest.Config, path string) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["bench"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["bench"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "admin"}
+	kc.CurrentContext = "bench"
+	return clientcmd.WriteToFile(*kc, path)
+}
+
+// installWebhooks registers manifests/base/webhooks.yaml with each clientConfig pointed at base on loopback.
+// With selector set, every webhook selects the namespaces carrying that label instead (the floor's copy).
+func installWebhooks(ctx context.Context, root string, client kubernetes.Interface, name, base string, caBundle []byte, selector map[string]string) error {
+	data, err := os.ReadFile(filepath.Join(root, "manifests", "base", "webhooks.yaml"))
+	if err != nil {
+		return err
+	}
+	point := func(cc *admissionregistrationv1.WebhookClientConfig, ns **metav1.LabelSelector) {
+		url := base + *cc.Service.Path
+		cc.URL, cc.Service, cc.CABundle = &url, nil, caBundle
+		if selector != nil {
+			*ns = &metav1.LabelSelector{MatchLabels: selector}
+		}
+	}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return err
+		}
+		switch meta.Kind {
+		case "MutatingWebhookConfiguration":
+			var m admissionregistrationv1.MutatingWebhookConfiguration
+			if err := yaml.UnmarshalStrict(doc, &m); err != nil {
+				return err
+			}
+			m.Name = name
+			for i := range m.Webhooks {
+				point(&m.Webhooks[i].ClientConfig, &m.Webhooks[i].NamespaceSelector)
+			}
+			if _, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &m, metav1.CreateOptions{}); err != nil {
+				return err
+			}
+		case "ValidatingWebhookConfiguration":
+			var v admissionregistrationv1.ValidatingWebhookConfiguration
+			if err := yaml.UnmarshalStrict(doc, &v); err != nil {
+				return err
+			}
+			v.Name = name
+			for i := range v.Webhooks {
+				point(&v.Webhooks[i].ClientConfig, &v.Webhooks[i].NamespaceSelector)
+			}
+			if _, err := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &v, metav1.CreateOptions{}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// webhooksActive asks with a dry-run create of a pod agentgate denies.
+func webhooksActive(ctx context.Context, client kubernetes.Interface, ns string) bool {
+	p := writtenPod("probe", ns)
+	p.Spec.HostNetwork = true
+	_, err := client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	return err != nil && strings.Contains(err.Error(), "hostNetwork")
+}
+
+func waitForWebhooks(ctx context.Context, client kubernetes.Interface, ns string) error {
+	return poll(ctx, func() bool { return webhooksActive(ctx, client, ns) }, "the API server never called agentgate")
+}
+
+func poll(ctx context.Context, ok func() bool, msg string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if ok() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return errors.New(msg)
+}
