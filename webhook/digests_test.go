@@ -1,8 +1,12 @@
 package webhook
 
 import (
+	"encoding/json"
+
 	"context"
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	"io"
+	corev1 "k8s.io/api/core/v1"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -136,4 +140,67 @@ func TestDigestResolverFailsFastOnMissingTagAndHangingRegistry(t *testing.T) {
 		t.Errorf("resolution against a hanging registry took %s", elapsed)
 	}
 	t.Logf("hanging registry: %v", err)
+}
+
+// /mutate pins tags to the digests the registry holds for policies with images.pinDigests; then /validate
+// admits the pinned pod under requireDigest, and a second /mutate has nothing left to do.
+func TestWebhookMutatePinsDigests(t *testing.T) {
+	tr := startRegistry(t)
+	digest := tr.push(t, "agents/runner:1.4.2")
+	resolver, err := NewDigestResolver(DigestResolverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := staticPolicy(t,
+		`allow: ["registry.corp.example/agents/**"]`, `allow: ["`+tr.host+`/agents/**"]`,
+		"pinDigests: false", "pinDigests: true",
+		"requireDigest: false", "requireDigest: true")
+	opts.DigestResolver = resolver
+	ts := startServer(t, opts)
+
+	pod := minimalPod("pinned")
+	image := tr.host + "/agents/runner:1.4.2"
+	pod.Spec.Containers[0].Image = image
+	resp := ts.answer("/mutate", podReview(pod))
+	requireAllowed(t, resp)
+	patched := applyPatch(t, pod, resp.Patch)
+	if got, want := patched.Spec.Containers[0].Image, image+"@"+digest; got != want {
+		t.Fatalf("image after /mutate = %s, want %s", got, want)
+	}
+	requireAllowed(t, ts.answer("/validate", podReview(patched)))
+	if again := ts.answer("/mutate", podReview(patched)); len(again.Patch) != 0 {
+		t.Errorf("a pinned, hardened pod was patched again: %s", again.Patch)
+	}
+
+	// A tag the registry does not have stays a tag; requireDigest then denies it with its own message.
+	missing := minimalPod("missing")
+	missing.Spec.Containers[0].Image = tr.host + "/agents/runner:9.9"
+	resp = ts.answer("/mutate", podReview(missing))
+	requireAllowed(t, resp)
+	requireDenied(t, ts.answer("/validate", podReview(applyPatch(t, missing, resp.Patch))), "spec.containers[0].image")
+}
+
+// applyPatch applies a /mutate answer's JSON patch to the pod (no patch: the pod as it is).
+func applyPatch(t *testing.T, pod *corev1.Pod, patch []byte) *corev1.Pod {
+	t.Helper()
+	if len(patch) == 0 {
+		return pod
+	}
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := jsonpatch.DecodePatch(patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.Apply(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patched corev1.Pod
+	if err := json.Unmarshal(out, &patched); err != nil {
+		t.Fatal(err)
+	}
+	return &patched
 }

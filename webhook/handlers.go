@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -235,7 +236,7 @@ func unchangedPodSpec(req *admissionv1.AdmissionRequest, gk schema.GroupKind, w 
 
 // mutate hardens Pods at CREATE with a JSON patch computed by diff against the object exactly as sent.
 // Everything else is admitted unchanged: controllers are never mutated (DESIGN.md), and /validate judges.
-func (s *Server) mutate(_ context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+func (s *Server) mutate(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
 	if operationLabel(req.Operation) == "other" {
 		return refuse("operation", 400, "unsupported operation %q", req.Operation)
 	}
@@ -254,7 +255,11 @@ func (s *Server) mutate(_ context.Context, req *admissionv1.AdmissionRequest, ev
 	ev.setObject(w.Meta)
 	snap := s.store.Snapshot()
 	ev.generation = snap.Generation
-	hardened, changed := snap.Set.Mutate(w, s.namespace(req.Namespace))
+	ns := s.namespace(req.Namespace)
+	// Pin first: whether hardening is worth doing depends on the verdict, and requireDigest judges the pins.
+	pinnedPod, pinned := s.pinDigests(ctx, snap.Set, w, ns)
+	hardened, changed := snap.Set.Mutate(pinnedPod, ns)
+	changed = changed || pinned
 	if !changed {
 		return allow()
 	}
@@ -607,4 +612,37 @@ func (e *event) emit(log *slog.Logger, d decision, elapsed time.Duration) {
 		attrs = append(attrs, slog.String("reason", d.bad), slog.String("error", d.resp.Result.Message))
 	}
 	log.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+// pinDigests resolves, concurrently, the tags that a selecting policy with images.pinDigests wants pinned,
+// and returns a copy of w with "tag@digest" written in (w itself when nothing was pinned). A tag that does not
+// resolve in time stays as it is: the resolver logs image.resolve_failed, and a policy that must have digests
+// says so with requireDigest, which the validating webhook then enforces.
+func (s *Server) pinDigests(ctx context.Context, set *policy.Set, w *policy.Workload, ns policy.Namespace) (*policy.Workload, bool) {
+	if s.opts.DigestResolver == nil || len(set.DigestTargets(w, ns)) == 0 {
+		return w, false
+	}
+	pinned := w.DeepCopy()
+	targets := set.DigestTargets(pinned, ns)
+	digests := make([]string, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			if d, err := s.opts.DigestResolver.Resolve(ctx, t.Container.Image); err == nil {
+				digests[i] = d
+			}
+		})
+	}
+	wg.Wait()
+	pinnedSome := false
+	for i, t := range targets {
+		if digests[i] != "" {
+			t.Container.Image = policy.PinnedReference(t.Container.Image, digests[i])
+			pinnedSome = true
+		}
+	}
+	if !pinnedSome {
+		return w, false
+	}
+	return pinned, true
 }

@@ -57,6 +57,9 @@ type Options struct {
 	// Namespaces gives namespace labels; nil means unknown labels (namespaceSelector matches every
 	// namespace, the strict side).
 	Namespaces NamespaceLister
+	// DigestResolver pins image tags to digests for policies with images.pinDigests; nil: no pinning (the
+	// tags stay, and requireDigest, where set, denies them).
+	DigestResolver *DigestResolver
 	// ReadyChecks are extra conditions of /readyz, by name (for example an informer cache being synced).
 	ReadyChecks map[string]func() error
 

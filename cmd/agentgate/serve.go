@@ -59,6 +59,7 @@ type serveFlags struct {
 	shutdownTimeout  time.Duration
 	shutdownDelay    time.Duration
 	logLevel         string
+	digestTimeout    time.Duration
 	policyPollPeriod time.Duration
 	adminGroups      repeatedFlag
 
@@ -99,6 +100,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", webhook.DefaultShutdownTimeout, "how long in-flight requests may drain after SIGTERM")
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "keep serving this long after SIGTERM with /readyz failing, so endpoints drop this replica first")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&f.digestTimeout, "digest-timeout", webhook.DefaultDigestTimeout, "how long resolving one image tag to a digest may take (policies with images.pinDigests)")
 	fs.DurationVar(&f.policyPollPeriod, "policy-poll-interval", 250*time.Millisecond, "how often --policy-file files are re-read")
 	fs.Var(&f.adminGroups, "admin-groups", "groups that may remove agentgate.io/agents from a namespace or switch a policy ConfigMap off (/validate-guard); repeatable or comma-separated (default system:masters)")
 	fs.StringVar(&f.certSecret, "cert-secret", "", "Secret in --namespace that holds a self-managed CA and serving certificate: created, renewed and served from memory, CA injected into caBundle (excludes --cert-dir)")
@@ -210,6 +212,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	defer cancel()
 	// One registry for the server's metrics and the certificate expiry gauge.
 	opts.Registry = webhook.NewRegistry()
+	// Tags are resolved only for policies with images.pinDigests; the resolver costs nothing otherwise.
+	digests, err := webhook.NewDigestResolver(webhook.DigestResolverOptions{Timeout: f.digestTimeout, Logger: log, Registerer: opts.Registry})
+	if err != nil {
+		fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
+		return 2
+	}
+	opts.DigestResolver = digests
 
 	var client kubernetes.Interface
 	if f.kubeconfig != "" || f.watchConfigMaps || f.certSecret != "" {
