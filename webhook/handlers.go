@@ -144,13 +144,8 @@ func operationLabel(op admissionv1.Operation) string {
 // validate judges Pods (CREATE, UPDATE, and the ephemeralcontainers and resize subresources, whose object is
 // the whole Pod) and the pod templates of controllers, as they will be after hardening.
 func (s *Server) validate(_ context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
-	switch req.Operation {
-	case admissionv1.Delete, admissionv1.Connect:
-		ev.note = "operation not judged"
-		return allow()
-	case admissionv1.Create, admissionv1.Update:
-	default:
-		return refuse("operation", 400, "unsupported operation %q", req.Operation)
+	if d, judged := createOrUpdate(req, ev); !judged {
+		return d
 	}
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
 	if !policy.Supported(gk) {
@@ -285,13 +280,8 @@ func (s *Server) mutate(ctx context.Context, req *admissionv1.AdmissionRequest, 
 // validatePolicy refuses a policy ConfigMap whose document does not parse, with every field error at once,
 // so that an invalid policy never reaches the server's watch.
 func (s *Server) validatePolicy(_ context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
-	switch req.Operation {
-	case admissionv1.Delete, admissionv1.Connect:
-		ev.note = "operation not judged"
-		return allow()
-	case admissionv1.Create, admissionv1.Update:
-	default:
-		return refuse("operation", 400, "unsupported operation %q", req.Operation)
+	if d, judged := createOrUpdate(req, ev); !judged {
+		return d
 	}
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
 	if gk != configMapGK || req.Kind.Version != "v1" {
@@ -645,4 +635,17 @@ func (s *Server) pinDigests(ctx context.Context, set *policy.Set, w *policy.Work
 		return w, false
 	}
 	return pinned, true
+}
+
+// createOrUpdate says whether the review is a CREATE or UPDATE, the operations that are judged. DELETE and
+// CONNECT are allowed (nothing new is admitted); anything else is refused as malformed.
+func createOrUpdate(req *admissionv1.AdmissionRequest, ev *event) (decision, bool) {
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Update:
+		return decision{}, true
+	case admissionv1.Delete, admissionv1.Connect:
+		ev.note = "operation not judged"
+		return allow(), false
+	}
+	return refuse("operation", 400, "unsupported operation %q", req.Operation), false
 }
