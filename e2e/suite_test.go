@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"agentgate.io/agentgate/certs"
+	"agentgate.io/agentgate/internal/metricstest"
 )
 
 const (
@@ -429,32 +430,11 @@ func (p *serverProcess) dumpLog() {
 // metric sums every series of a counter on the server's /metrics whose labels contain all of match.
 func (p *serverProcess) metric(t *testing.T, name string, match ...string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + p.metricsAddr + "/metrics")
+	v, err := metricstest.Fetch("http://"+p.metricsAddr+"/metrics", name, match...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	total := 0.0
-	for _, line := range strings.Split(string(body), "\n") {
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		ok := true
-		for _, m := range match {
-			if !strings.Contains(line, m) {
-				ok = false
-			}
-		}
-		if !ok {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err == nil {
-			total += v
-		}
-	}
-	return total
+	return v
 }
 
 func agentPod(name string) *corev1.Pod {

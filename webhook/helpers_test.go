@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"agentgate.io/agentgate/certs"
+	"agentgate.io/agentgate/internal/metricstest"
 	"agentgate.io/agentgate/policy"
 )
 
@@ -233,32 +233,11 @@ func (ts *testServer) healthy() {
 // metric sums the series of name whose label text contains every match.
 func (ts *testServer) metric(name string, match ...string) float64 {
 	ts.t.Helper()
-	resp, err := http.Get(ts.metricsURL)
+	v, err := metricstest.Fetch(ts.metricsURL, name, match...)
 	if err != nil {
 		ts.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	total := 0.0
-	for _, line := range strings.Split(string(body), "\n") {
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		ok := true
-		for _, m := range match {
-			if !strings.Contains(line, m) {
-				ok = false
-			}
-		}
-		if !ok {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err == nil {
-			total += v
-		}
-	}
-	return total
+	return v
 }
 
 func (ts *testServer) readyStatus() (int, ReadyStatus) {
