@@ -73,7 +73,7 @@ func (r *report) goBenchmarks(ctx context.Context, tmp string) error {
 	if cpu := r.goHot.median("BenchmarkCheck/small", cpuNsOp); cpu > 0 {
 		r.checkSmallCPUNs = cpu
 	}
-	out, err := goBench(ctx, r.cfg.root, &r.rec, "Scale", 3, "-benchtime", "0.2s", "./policy/")
+	out, err := goBench(ctx, r.cfg.root, &r.rec, "Scale", 5, "-benchtime", "0.2s", "./policy/")
 	if err != nil {
 		return err
 	}
@@ -260,22 +260,30 @@ func (r *report) targets() []target {
 		ts = append(ts, target{name: "pod create through kube-apiserver: median with webhooks − without", figure: fmt.Sprintf("%.3f ms (the decode-only floor through the same API server: %.3f ms)", r.api.addedMS(), r.api.addedBy("floor", "hardened")), want: "≤ 1 ms", met: r.api.addedMS() <= 1, known: true})
 	}
 	for _, d := range r.scaling() {
-		ts = append(ts, target{name: "scaling, " + d.title + " (" + d.unit + " " + fmt.Sprint(d.xs[0]) + "→" + fmt.Sprint(d.xs[len(d.xs)-1]) + ")",
-			figure: fmt.Sprintf("growth exponent %.2f (judge)", d.exponent("judge")), want: "≤ 1.1 (linear or better)", met: d.exponent("judge") <= 1.1, known: true})
+		worst, worstOp := 0.0, ""
+		for _, op := range d.ops {
+			if c := d.cliff(op); c > worst {
+				worst, worstOp = c, op
+			}
+		}
+		ts = append(ts, target{name: "scaling, " + d.title + " (" + d.unit + " " + fmt.Sprint(d.xs[0]) + "→" + fmt.Sprint(d.xs[len(d.xs)-1]) + "): linear or better, no cliff",
+			figure: fmt.Sprintf("cost per %s at the largest size / median cost per %s: at most %.2f (%s); growth exponents check %.2f, judge %.2f, mutate %.2f",
+				d.one, d.one, worst, worstOp, d.exponent("check"), d.exponent("judge"), d.exponent("mutate")),
+			want: "≤ 1.5", met: worst <= 1.5, known: true})
 	}
 	return ts
 }
 
 // dimension is one scaling table: an operation's cost by one size.
 type dimension struct {
-	title, unit, bench string
-	xs                 []int
-	ops                []string
-	ns                 map[string][]float64 // op -> ns/op by xs
+	title, unit, one, bench string
+	xs                      []int
+	ops                     []string
+	ns                      map[string][]float64 // op -> ns/op by xs
 }
 
-// exponent fits cost ~ n^k between the first and last points, after subtracting the fixed cost (the
-// first point scaled down): 1 is linear, below 1 better, a cliff shows well above 1.
+// exponent fits cost ~ n^k between the first and last points: 1 is linear, below 1 the fixed cost still
+// dominates, above 1 the cost per unit grows.
 func (d dimension) exponent(op string) float64 {
 	ys := d.ns[op]
 	if len(ys) < 2 || ys[0] <= 0 {
@@ -285,14 +293,34 @@ func (d dimension) exponent(op string) float64 {
 	return math.Log(ys[len(ys)-1]/ys[0]) / math.Log(n1/n0)
 }
 
+// marginal is the cost of each unit past the first, at every point after the first.
+func (d dimension) marginal(op string) []float64 {
+	ys := d.ns[op]
+	var out []float64
+	for i := 1; i < len(ys); i++ {
+		out = append(out, (ys[i]-ys[0])/float64(d.xs[i]-d.xs[0]))
+	}
+	return out
+}
+
+// cliff is the marginal cost at the largest size over the median marginal cost: about 1 when cost grows
+// linearly, below 1 when better, and a cliff (cost per unit rising with size) shows well above 1.
+func (d dimension) cliff(op string) float64 {
+	m := d.marginal(op)
+	if len(m) == 0 || median(m) <= 0 {
+		return math.NaN()
+	}
+	return m[len(m)-1] / median(m)
+}
+
 func (r *report) scaling() []dimension {
 	if r.goScale == nil {
 		return nil
 	}
 	dims := []dimension{
-		{title: "containers per pod", unit: "containers", bench: "BenchmarkScaleContainers", xs: []int{1, 2, 5, 10, 20, 50, 100}},
-		{title: "policies in force", unit: "policies", bench: "BenchmarkScalePolicies", xs: []int{1, 2, 5, 10, 20, 50}},
-		{title: "allowlist patterns", unit: "patterns", bench: "BenchmarkScaleAllowlist", xs: []int{1, 10, 100, 250, 500, 1000}},
+		{title: "containers per pod", unit: "containers", one: "container", bench: "BenchmarkScaleContainers", xs: []int{1, 2, 5, 10, 20, 50, 100}},
+		{title: "policies in force", unit: "policies", one: "policy", bench: "BenchmarkScalePolicies", xs: []int{1, 2, 5, 10, 20, 50}},
+		{title: "allowlist patterns", unit: "patterns", one: "pattern", bench: "BenchmarkScaleAllowlist", xs: []int{1, 10, 100, 250, 500, 1000}},
 	}
 	for i := range dims {
 		d := &dims[i]
@@ -438,18 +466,19 @@ func (r *report) markdown() string {
 	if dims := r.scaling(); len(dims) > 0 {
 		w("## How cost grows\n\n")
 		w("`go test ./policy -bench Scale`: a compliant pod (so every check runs to the end) under the default policy;\n")
-		w("CPU time per operation (median of 3).\n")
+		w("CPU time per operation (median of 5).\n")
 		w("check = Set.Evaluate of the hardened pod; judge = Set.Judge of the hardened pod (what /validate decides after\n")
 		w("/mutate); mutate = Set.Mutate of the pod as sent (hardening, without the JSON patch). Policies: n copies of\n")
 		w("the default policy, all selecting the pod. Patterns: the pod's images match only the last of n allowlist\n")
 		w("patterns. \"each … past the first\" is the marginal cost, (cost(n) − cost(first)) / (n − first): constant when\n")
-		w("growth is linear. The growth exponent k fits cost ∝ n^k between the first and last points: 1 is linear,\n")
-		w("below 1 the fixed cost still dominates, a cliff shows well above 1.\n\n")
+		w("growth is linear; the target compares it at the largest size with its median (a cliff would show well above\n")
+		w("1). The growth exponent k fits cost ∝ n^k between the first and last points: 1 is linear, below 1 the fixed\n")
+		w("cost still dominates.\n\n")
 		w("![scaling](e2e/bench/%s)\n\n", filepath.Base(r.cfg.plot))
 		for _, d := range dims {
 			w("### %s\n\n| %s |", d.title, d.unit)
 			for _, op := range d.ops {
-				w(" %s | %s, each %s past the first |", op, op, strings.TrimSuffix(d.unit, "s"))
+				w(" %s | %s, each %s past the first |", op, op, d.one)
 			}
 			w("\n|---|")
 			for range d.ops {
@@ -467,9 +496,9 @@ func (r *report) markdown() string {
 				}
 				w("\n")
 			}
-			w("| growth exponent |")
+			w("| growth exponent; last / median cost per %s |", d.one)
 			for _, op := range d.ops {
-				w(" %.2f | |", d.exponent(op))
+				w(" %.2f | %.2f |", d.exponent(op), d.cliff(op))
 			}
 			w("\n\n")
 		}
