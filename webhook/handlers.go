@@ -120,7 +120,7 @@ func growStack() byte {
 	return frame[stackIndex&(growStackBytes-1)]
 }
 
-const growStackBytes = 1
+const growStackBytes = 32 << 10
 
 var stackIndex int // keeps frame from being optimised away
 
