@@ -69,7 +69,6 @@ func (s *Server) serveReview(endpoint string, decide decider) http.HandlerFunc {
 	bodyBytes, duration := s.metrics.bodyBytes.WithLabelValues(endpoint), s.metrics.duration.WithLabelValues(endpoint)
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		growStack()
 		body, bad := s.readBody(w, r)
 		if bad == nil {
 			bodyBytes.Observe(float64(len(body)))
@@ -108,21 +107,6 @@ func (s *Server) serveReview(endpoint string, decide decider) http.HandlerFunc {
 		}
 	}
 }
-
-// growStack grows the goroutine's stack in one step to what a decode needs. HTTP/2 serves every request on a
-// new goroutine, whose stack starts small; the decoder's recursion then grew it by doubling, copying the
-// stack each time: 8% of the server's CPU at 2,000 reviews/s over HTTP/2 (BENCHMARKS.md). One copy of a
-// shallow stack here costs far less.
-//
-//go:noinline
-func growStack() byte {
-	var frame [growStackBytes]byte
-	return frame[stackIndex&(growStackBytes-1)]
-}
-
-const growStackBytes = 32 << 10
-
-var stackIndex int // keeps frame from being optimised away
 
 // kindLabel and operationLabel keep metric labels to bounded sets whatever a client sends.
 func kindLabel(req *admissionv1.AdmissionRequest) string {
