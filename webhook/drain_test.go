@@ -25,7 +25,7 @@ func TestDrainingAnswersCloseConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Addr: "127.0.0.1:0", GetCertificate: StaticCertificate(pair), ShutdownDelay: 2 * time.Second,
+	srv, err := New(Options{Addr: "127.0.0.1:0", GetCertificate: StaticCertificate(pair), ShutdownDelay: 2 * time.Second, HTTP2: true,
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,11 @@ type Options struct {
 	ClientCAs *x509.CertPool
 	// MinTLSVersion defaults to TLS 1.3; tls.VersionTLS12 for old API servers.
 	MinTLSVersion uint16
+	// HTTP2 offers HTTP/2 beside HTTP/1.1. Off by default: the API server calls every webhook that is not on
+	// loopback over HTTP/1.1 (k8s.io/apiserver pkg/util/webhook sets NextProtos to http/1.1, so that concurrent
+	// calls spread over a Service's replicas: kubernetes/kubernetes#75791), and HTTP/2 would only add attack
+	// surface (rapid reset, CONTINUATION floods) that no caller uses, as kubebuilder's scaffold also decides.
+	HTTP2 bool
 
 	// MaxBodyBytes caps request bodies (413 above it); DefaultMaxBodyBytes when zero.
 	MaxBodyBytes int64
@@ -253,7 +258,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	protocols.SetHTTP2(true)
+	protocols.SetHTTP2(s.opts.HTTP2)
 	errLog := slog.NewLogLogger(s.log.With("event", "http.error").Handler(), slog.LevelWarn)
 	s.mu.Lock()
 	if s.httpsSrv != nil {

@@ -375,15 +375,19 @@ func TestWebhookV1beta1AnsweredAsV1beta1(t *testing.T) {
 	}
 }
 
+// The test client offers both protocols, as the API server does for a loopback URL: HTTP/2 is negotiated only
+// when Options.HTTP2 asks for it.
 func TestWebhookHTTP2(t *testing.T) {
-	ts := startServer(t, Options{})
-	resp, err := ts.client.Get(ts.url + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.ProtoMajor != 2 {
-		t.Errorf("negotiated %s, want HTTP/2", resp.Proto)
+	for _, h2 := range []bool{false, true} {
+		ts := startServer(t, Options{HTTP2: h2})
+		resp, err := ts.client.Get(ts.url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{false: 1, true: 2}[h2]; resp.ProtoMajor != want {
+			t.Errorf("HTTP2=%v: negotiated %s, want HTTP/%d", h2, resp.Proto, want)
+		}
 	}
 }
 

@@ -52,6 +52,7 @@ type serveFlags struct {
 	selfSignedDir    string
 	clientCA         string
 	tlsMinVersion    string
+	http2            bool
 	maxBodyBytes     int64
 	kubeconfig       string
 	watchConfigMaps  bool
@@ -93,6 +94,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.selfSignedDir, "self-signed-dir", "", "where the self-signed certificate and its ca.crt are written without --cert-dir (default: $TMPDIR/agentgate-selfsigned-PORT)")
 	fs.StringVar(&f.clientCA, "client-ca", "", "PEM bundle of CAs: require and verify a client certificate (the API server's)")
 	fs.StringVar(&f.tlsMinVersion, "tls-min-version", "1.3", `minimum TLS version, "1.3" or "1.2" (old API servers)`)
+	fs.BoolVar(&f.http2, "http2", false, "offer HTTP/2 as well as HTTP/1.1 (the API server calls webhooks over HTTP/1.1 except on loopback)")
 	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest request body accepted (413 above)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for namespace labels, --watch-configmaps and --cert-secret (default: in-cluster config, then $KUBECONFIG)")
 	fs.BoolVar(&f.watchConfigMaps, "watch-configmaps", false, "serve the policy ConfigMaps labelled agentgate.io/policy=true in --namespace")
@@ -169,6 +171,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		fmt.Fprintln(stderr, "agentgate serve: --max-body-bytes must be positive")
 		return 2
 	}
+	opts.HTTP2 = f.http2
 	switch f.tlsMinVersion {
 	case "1.3":
 		opts.MinTLSVersion = tls.VersionTLS13

@@ -243,7 +243,7 @@ func measureAPIServer(ctx context.Context, root, bin string, n int, record func(
 	if err != nil {
 		return nil, err
 	}
-	fl, err := startFloor(floorBin, tmp)
+	fl, err := startFloor(floorBin, tmp, false)
 	if err != nil {
 		return nil, err
 	}

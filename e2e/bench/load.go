@@ -64,7 +64,8 @@ func freeAddr() (string, error) {
 }
 
 // startAgentgate runs `agentgate serve` with the embedded default policy and a self-signed certificate,
-// its audit log (info level, every admission) going to a file as it would go to a container log.
+// its audit log (info level, every admission) going to a file as it would go to a container log, offering
+// HTTP/2 as well so that the load tool can measure both protocols.
 func startAgentgate(bin, dir string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
@@ -72,18 +73,18 @@ func startAgentgate(bin, dir string) (*server, error) {
 	}
 	certDir := filepath.Join(dir, "agentgate-cert")
 	s := &server{name: "agentgate", base: "https://" + addr, caFile: filepath.Join(certDir, "ca.crt")}
-	s.argv = []string{bin, "serve", "--addr", addr, "--metrics-addr", "0", "--self-signed-dir", certDir}
+	s.argv = []string{bin, "serve", "--addr", addr, "--metrics-addr", "0", "--self-signed-dir", certDir, "--http2"}
 	return s, s.start(filepath.Join(dir, "agentgate.log"))
 }
 
-// startFloor runs the decode-only floor server (e2e/load/floor).
-func startFloor(bin, dir string) (*server, error) {
+// startFloor runs the decode-only floor server (e2e/load/floor), offering HTTP/2 when http2 is set.
+func startFloor(bin, dir string, http2 bool) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	s := &server{name: "floor", base: "https://" + addr, caFile: filepath.Join(dir, "floor.pem")}
-	s.argv = []string{bin, "-addr", addr, "-cert-out", s.caFile}
+	s.argv = []string{bin, "-addr", addr, "-cert-out", s.caFile, fmt.Sprintf("-http2=%t", http2)}
 	return s, s.start(filepath.Join(dir, "floor.log"))
 }
 

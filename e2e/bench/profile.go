@@ -69,7 +69,7 @@ func runProfile(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := webhook.New(webhook.Options{Addr: addr, MetricsAddr: "0", GetCertificate: webhook.StaticCertificate(pair),
+	srv, err := webhook.New(webhook.Options{Addr: addr, MetricsAddr: "0", GetCertificate: webhook.StaticCertificate(pair), HTTP2: *h2,
 		Logger: slog.New(slog.NewJSONHandler(logf, nil))})
 	if err != nil {
 		return err

@@ -106,7 +106,7 @@ func (r *report) loadRuns(ctx context.Context, tmp string) error {
 		return err
 	}
 	defer ag.stop()
-	fl, err := startFloor(floorBin, tmp)
+	fl, err := startFloor(floorBin, tmp, true)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (r *report) loadRuns(ctx context.Context, tmp string) error {
 	sc := &scenario{run: open}
 	for _, start := range []func() (*server, error){
 		func() (*server, error) { return startAgentgate(r.cfg.agentgate, tmp) },
-		func() (*server, error) { return startFloor(floorBin, tmp) },
+		func() (*server, error) { return startFloor(floorBin, tmp, true) },
 	} {
 		s, err := start()
 		if err != nil {

@@ -18,11 +18,12 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9443", "loopback `host:port` to listen on")
 	certOut := flag.String("cert-out", "", "write the self-signed serving certificate (PEM) to `FILE`, for the load tool's -cacert")
+	http2 := flag.Bool("http2", false, "offer HTTP/2 as well as HTTP/1.1, as `agentgate serve --http2`")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("floor: ")
 
-	s, err := floorsrv.Start(*addr)
+	s, err := floorsrv.Start(*addr, *http2)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -32,7 +33,11 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	fmt.Printf("floor: pid %d listening on %s (TLS 1.3, HTTP/1.1 and HTTP/2, any path)\n", os.Getpid(), s.URL)
+	protos := "HTTP/1.1"
+	if *http2 {
+		protos += " and HTTP/2"
+	}
+	fmt.Printf("floor: pid %d listening on %s (TLS 1.3, %s, any path)\n", os.Getpid(), s.URL, protos)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)

@@ -142,8 +142,9 @@ type Server struct {
 }
 
 // Start listens on addr, which must be a loopback address (port 0 picks a
-// free port), and serves the floor over HTTPS with HTTP/1.1 and HTTP/2.
-func Start(addr string) (*Server, error) {
+// free port), and serves the floor over HTTPS with HTTP/1.1, and HTTP/2 when
+// http2 is set (as `agentgate serve --http2`).
+func Start(addr string, http2 bool) (*Server, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -159,9 +160,13 @@ func Start(addr string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(http2)
 	srv := &http.Server{
 		Handler:           Handler(),
 		TLSConfig:         tlsCfg,
+		Protocols:         protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		// The API server keeps webhook connections open; a short idle timeout
 		// would only add TLS handshakes to the measurement.

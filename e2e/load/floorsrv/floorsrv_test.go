@@ -58,7 +58,7 @@ func TestHandlerRejectsBadInput(t *testing.T) {
 }
 
 func TestStartServesTLS13AndHTTP2(t *testing.T) {
-	s, err := Start("127.0.0.1:0")
+	s, err := Start("127.0.0.1:0", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestStartServesTLS13AndHTTP2(t *testing.T) {
 
 func TestStartRefusesNonLoopback(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:9443"} {
-		if s, err := Start(addr); err == nil {
+		if s, err := Start(addr, false); err == nil {
 			s.Close()
 			t.Errorf("Start(%q) succeeded, want a refusal", addr)
 		}
