@@ -12,8 +12,8 @@ package e2e
 // neither, and the proxy models the Service.
 //
 // `make test` runs a short version (AGENTGATE_FAULTS_DURATION=10s, AGENTGATE_FAULTS_RATE=500); `make faults`
-// the full one (60 s at 2,000 reviews/s). The full-rate stream speaks HTTP/2 (what the API server speaks to
-// webhooks) and a tenth-rate one HTTP/1.1; AGENTGATE_FAULTS_HTTP1=1 swaps them. AGENTGATE_FAULTS_OFF=1 runs
+// the full one (60 s at 2,000 reviews/s). The full-rate stream speaks HTTP/1.1 (what the API server speaks to
+// a webhook behind a Service) and a tenth-rate one HTTP/2 (`--http2`); AGENTGATE_FAULTS_HTTP2=1 swaps them. AGENTGATE_FAULTS_OFF=1 runs
 // the same load without any fault, for the latencies to compare with.
 
 import (
@@ -81,7 +81,7 @@ type faultsLoadReport struct {
 func TestFaultsUnderLoad(t *testing.T) {
 	duration := faultsEnv(t, "AGENTGATE_FAULTS_DURATION", 10*time.Second, time.ParseDuration)
 	rate := faultsEnv(t, "AGENTGATE_FAULTS_RATE", 500.0, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
-	http1 := os.Getenv("AGENTGATE_FAULTS_HTTP1") == "1"
+	http2 := os.Getenv("AGENTGATE_FAULTS_HTTP2") == "1"
 	control := os.Getenv("AGENTGATE_FAULTS_OFF") == "1" // the same load without the faults, to compare latencies
 	const warmup = time.Second
 	drain := max(time.Second, min(duration/10, 2*time.Second)) // --shutdown-delay
@@ -121,7 +121,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 	start := func(name string) *faultServer {
 		t.Helper()
 		s := &faultServer{name: name, bin: agentgate, logPath: filepath.Join(tmp, name+".log"),
-			args: []string{"--cert-dir", certDir, "--policy-file", policyFile, "--shutdown-delay", drain.String(), "--shutdown-timeout", "10s"}}
+			args: []string{"--http2", "--cert-dir", certDir, "--policy-file", policyFile, "--shutdown-delay", drain.String(), "--shutdown-timeout", "10s"}}
 		if err := s.start(); err != nil {
 			t.Fatal(err)
 		}
@@ -144,10 +144,10 @@ func TestFaultsUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The load: compliant pods at the full rate (all must be allowed) over HTTP/2, as the API server sends
-	// them, and violating ones at a tenth of it (all must be denied) over HTTP/1.1, whose connection reuse
-	// races a server's shutdown differently; AGENTGATE_FAULTS_HTTP1=1 swaps the protocols. Both go through
-	// the proxy.
+	// The load: compliant pods at the full rate (all must be allowed) over HTTP/1.1 keep-alive, as the API
+	// server sends them, and violating ones at a tenth of it (all must be denied) over HTTP/2, whose one
+	// multiplexed connection races a server's shutdown differently; AGENTGATE_FAULTS_HTTP2=1 swaps the
+	// protocols. Both go through the proxy.
 	type loadRun struct {
 		corpus string
 		rate   float64
@@ -156,7 +156,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 		err    error
 		out    bytes.Buffer
 	}
-	runs := []*loadRun{{corpus: "small", rate: rate, http2: !http1}, {corpus: "violating", rate: rate / 10, http2: http1}}
+	runs := []*loadRun{{corpus: "small", rate: rate, http2: http2}, {corpus: "violating", rate: rate / 10, http2: !http2}}
 	var loads sync.WaitGroup
 	loadsDone := make(chan struct{})
 	for _, r := range runs {

@@ -564,8 +564,8 @@ func (l *podLoad) words() string {
 }
 
 // churnWebhookURLs moves the webhook URLs of configuration name to the next of the proxy's listeners every
-// period, so that the API server opens a new TLS connection to agentgate each time (it keeps one HTTP/2
-// connection per host:port otherwise, and a long-lived connection never sees a new certificate).
+// period, so that the API server opens a new TLS connection to agentgate each time (it keeps its keep-alive
+// connections to a host:port otherwise, and a long-lived connection never sees a new certificate).
 func churnWebhookURLs(t *testing.T, name string, front *delayProxy, period time.Duration) (stop func() int) {
 	t.Helper()
 	cctx, cancel := context.WithCancel(context.Background())

@@ -137,7 +137,7 @@ func (a *apiResult) markdown(b *strings.Builder) {
 			w(" %s %.3f ms (n=%d)%s", k, median(a.handled[k]), len(a.handled[k]), sep)
 		}
 		w("\nThe rest of the added time is the API server's side of two webhook calls (encoding the review,\n")
-		w("TLS, HTTP/2, decoding the answer, applying the patch) and the scheduling of three processes on the\n")
+		w("TLS, HTTP/1.1, decoding the answer, applying the patch) and the scheduling of three processes on the\n")
 		w("machine's cores.\n\n")
 	}
 }
