@@ -26,6 +26,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"agentgate.io/agentgate/certs"
 	"agentgate.io/agentgate/e2e/load/corpus"
 )
@@ -52,6 +55,47 @@ type apiResult struct {
 	// handled is agentgate's own time per review (the audit events' duration: from the request read to
 	// the answer ready), by endpoint and pod, in the agent namespace.
 	handled map[string][]float64
+	// calls is the API server's own timing of its webhook calls during the measured creates of phase 2, by
+	// pod, then webhook name (the floor's copies are named "floor.…").
+	calls map[string]map[string]webhookTiming
+}
+
+// webhookTiming is a sum and count of apiserver_admission_webhook_admission_duration_seconds: the API server's
+// time for one webhook call, from building the review to having decoded the answer.
+type webhookTiming struct{ sum, count float64 }
+
+func (t webhookTiming) meanMS() float64 {
+	if t.count == 0 {
+		return 0
+	}
+	return t.sum / t.count * 1000
+}
+
+// webhookTimings reads the API server's /metrics.
+func webhookTimings(ctx context.Context, client kubernetes.Interface) (map[string]webhookTiming, error) {
+	raw, err := client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the API server's metrics: %w", err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("parsing the API server's metrics: %w", err)
+	}
+	out := map[string]webhookTiming{}
+	for _, m := range families["apiserver_admission_webhook_admission_duration_seconds"].GetMetric() {
+		var name string
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "name" {
+				name = l.GetValue()
+			}
+		}
+		t := out[name]
+		t.sum += m.GetHistogram().GetSampleSum()
+		t.count += float64(m.GetHistogram().GetSampleCount())
+		out[name] = t
+	}
+	return out, nil
 }
 
 func (a *apiResult) get(phase, pod, ns string) *apiSeries {
@@ -101,7 +145,8 @@ func (a *apiResult) markdown(b *strings.Builder) {
 	w("so that load from other work on the machine hits all alike. \"hardened\" is the corpus\n")
 	w("small pod (what a compliant client sends: /mutate returns no patch, /validate runs every check); \"as\n")
 	w("written\" is one container with nothing set (/mutate returns a patch that the API server applies, then\n")
-	w("/validate judges the result).\n\n")
+	w("/validate judges the result). Neither server offers HTTP/2, so the API server calls both over HTTP/1.1\n")
+	w("keep-alive, as it calls every webhook behind a Service (on a loopback URL it would use HTTP/2 if offered).\n\n")
 	w("| phase | pod | namespace | median ms | p90 ms | p99 ms |\n|---|---|---|---|---|---|\n")
 	for _, s := range a.series {
 		w("| %s | %s | %s | %.3f | %.3f | %.3f |\n", s.phase, s.pod, s.ns, median(s.ms), quantile(s.ms, 0.9), quantile(s.ms, 0.99))
@@ -136,10 +181,29 @@ func (a *apiResult) markdown(b *strings.Builder) {
 			}
 			w(" %s %.3f ms (n=%d)%s", k, median(a.handled[k]), len(a.handled[k]), sep)
 		}
-		w("\nThe rest of the added time is the API server's side of two webhook calls (encoding the review,\n")
-		w("TLS, HTTP/1.1, decoding the answer, applying the patch) and the scheduling of three processes on the\n")
-		w("machine's cores.\n\n")
+		w("\n")
 	}
+	if len(a.calls) > 0 {
+		w("\nThe API server's own timing of each webhook call during the measured creates of phase 2\n")
+		w("(`apiserver_admission_webhook_admission_duration_seconds`, sum over count: from building the review to\n")
+		w("having decoded the answer; a mean, so slow outliers weigh in):\n\n")
+		w("| pod | webhook | calls | mean ms |\n|---|---|---|---|\n")
+		for _, pod := range []string{"hardened", "as written"} {
+			names := make([]string, 0, len(a.calls[pod]))
+			for name := range a.calls[pod] {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			for _, name := range names {
+				t := a.calls[pod][name]
+				w("| %s | %s | %.0f | %.3f |\n", pod, name, t.count, t.meanMS())
+			}
+		}
+		w("\n")
+	}
+	w("What is left of the added time once the calls are counted is the API server's admission work around\n")
+	w("them (converting the object for the review, applying a patch and decoding the result) and the scheduling\n")
+	w("of three busy processes on the machine's cores.\n\n")
 }
 
 // readHandled collects the duration of every admission event in ns from agentgate's JSON log.
@@ -288,7 +352,14 @@ func measureAPIServer(ctx context.Context, root, bin string, n int, record func(
 	}
 	phase := func(name string) error {
 		for _, pod := range []string{"hardened", "as written"} {
+			var before map[string]webhookTiming
 			for i := range n + 10 { // 10 unmeasured pairs first: connections, caches
+				if i == 10 && name == phaseWith {
+					var err error
+					if before, err = webhookTimings(ctx, client); err != nil {
+						return err
+					}
+				}
 				order := []string{"agents", "floor", "plain"}
 				order = append(order[i%3:], order[:i%3]...) // rotate: each namespace goes first in turn
 				for _, kind := range order {
@@ -296,6 +367,22 @@ func measureAPIServer(ctx context.Context, root, bin string, n int, record func(
 						return err
 					}
 				}
+			}
+			if before != nil {
+				after, err := webhookTimings(ctx, client)
+				if err != nil {
+					return err
+				}
+				calls := map[string]webhookTiming{}
+				for name, t := range after {
+					if d := (webhookTiming{t.sum - before[name].sum, t.count - before[name].count}); d.count > 0 {
+						calls[name] = d
+					}
+				}
+				if res.calls == nil {
+					res.calls = map[string]map[string]webhookTiming{}
+				}
+				res.calls[pod] = calls
 			}
 			fmt.Fprintf(os.Stderr, "bench: api-server %s, %s: agents %.3f ms, floor %.3f ms, plain %.3f ms\n", name, pod,
 				median(res.get(name, pod, "agents").ms), median(res.get(name, pod, "floor").ms), median(res.get(name, pod, "plain").ms))
@@ -408,11 +495,12 @@ func installWebhooks(ctx context.Context, root string, client kubernetes.Interfa
 	if err != nil {
 		return err
 	}
-	point := func(cc *admissionregistrationv1.WebhookClientConfig, ns **metav1.LabelSelector) {
+	point := func(webhook *string, cc *admissionregistrationv1.WebhookClientConfig, ns **metav1.LabelSelector) {
 		url := base + *cc.Service.Path
 		cc.URL, cc.Service, cc.CABundle = &url, nil, caBundle
 		if selector != nil {
 			*ns = &metav1.LabelSelector{MatchLabels: selector}
+			*webhook = "floor." + *webhook // the API server's metrics name each webhook: keep the copies apart
 		}
 	}
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
@@ -436,7 +524,7 @@ func installWebhooks(ctx context.Context, root string, client kubernetes.Interfa
 			}
 			m.Name = name
 			for i := range m.Webhooks {
-				point(&m.Webhooks[i].ClientConfig, &m.Webhooks[i].NamespaceSelector)
+				point(&m.Webhooks[i].Name, &m.Webhooks[i].ClientConfig, &m.Webhooks[i].NamespaceSelector)
 			}
 			if _, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &m, metav1.CreateOptions{}); err != nil {
 				return err
@@ -448,7 +536,7 @@ func installWebhooks(ctx context.Context, root string, client kubernetes.Interfa
 			}
 			v.Name = name
 			for i := range v.Webhooks {
-				point(&v.Webhooks[i].ClientConfig, &v.Webhooks[i].NamespaceSelector)
+				point(&v.Webhooks[i].Name, &v.Webhooks[i].ClientConfig, &v.Webhooks[i].NamespaceSelector)
 			}
 			if _, err := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &v, metav1.CreateOptions{}); err != nil {
 				return err
