@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -262,8 +261,7 @@ func (r *Rotator) Ready() error {
 	if err := s.leaf.ValidAt(roots, name, now); err != nil {
 		return fmt.Errorf("served certificate: %w", err)
 	}
-	wl := r.webhooks.Load()
-	if wl == nil {
+	if r.webhooks.Load() == nil {
 		if len(r.opts.ValidatingWebhookConfigurations)+len(r.opts.MutatingWebhookConfigurations) > 0 {
 			return errors.New("webhook configurations not observed yet")
 		}
@@ -279,25 +277,16 @@ func (r *Rotator) Ready() error {
 		}
 		return nil
 	}
-	for _, n := range r.opts.ValidatingWebhookConfigurations {
-		c, err := wl.validating.Get(n)
-		if err != nil {
-			return fmt.Errorf("ValidatingWebhookConfiguration %s: %w", n, err)
-		}
-		for _, w := range c.Webhooks {
-			if err := trusts("ValidatingWebhookConfiguration", n, w.Name, w.ClientConfig.CABundle); err != nil {
-				return err
+	for _, k := range r.webhookKinds() {
+		for _, n := range k.names {
+			entries, err := k.cached(n)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", k.kind, n, err)
 			}
-		}
-	}
-	for _, n := range r.opts.MutatingWebhookConfigurations {
-		c, err := wl.mutating.Get(n)
-		if err != nil {
-			return fmt.Errorf("MutatingWebhookConfiguration %s: %w", n, err)
-		}
-		for _, w := range c.Webhooks {
-			if err := trusts("MutatingWebhookConfiguration", n, w.Name, w.ClientConfig.CABundle); err != nil {
-				return err
+			for _, e := range entries {
+				if err := trusts(k.kind, n, e.name, e.config.CABundle); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -508,32 +497,19 @@ func (r *Rotator) webhooksTrust(ctx context.Context, ca *x509.Certificate) (bool
 		certs, err := ParseCertificatesPEM(bundle)
 		return err == nil && slices.ContainsFunc(certs, ca.Equal)
 	}
-	arv1 := r.opts.Client.AdmissionregistrationV1()
-	for _, n := range r.opts.ValidatingWebhookConfigurations {
-		c, err := arv1.ValidatingWebhookConfigurations().Get(ctx, n, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return false, fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", n, err)
-		}
-		for _, w := range c.Webhooks {
-			if !holds(w.ClientConfig.CABundle) {
-				return false, nil
+	for _, k := range r.webhookKinds() {
+		for _, n := range k.names {
+			entries, _, err := k.live(ctx, n)
+			if apierrors.IsNotFound(err) {
+				continue
 			}
-		}
-	}
-	for _, n := range r.opts.MutatingWebhookConfigurations {
-		c, err := arv1.MutatingWebhookConfigurations().Get(ctx, n, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return false, fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", n, err)
-		}
-		for _, w := range c.Webhooks {
-			if !holds(w.ClientConfig.CABundle) {
-				return false, nil
+			if err != nil {
+				return false, fmt.Errorf("reading %s %s: %w", k.kind, n, err)
+			}
+			for _, e := range entries {
+				if !holds(e.config.CABundle) {
+					return false, nil
+				}
 			}
 		}
 	}
@@ -545,78 +521,31 @@ func (r *Rotator) webhooksTrust(ctx context.Context, ca *x509.Certificate) (bool
 // API call when nothing changed; an update reads the live object and retries
 // on conflict, so a concurrent edit of other fields is never lost.
 func (r *Rotator) inject(ctx context.Context, bundle []byte) error {
-	wl := r.webhooks.Load()
-	arv1 := r.opts.Client.AdmissionregistrationV1()
 	var errs []error
-	for _, n := range r.opts.ValidatingWebhookConfigurations {
-		if wl != nil {
-			if c, err := wl.validating.Get(n); err == nil && !setValidating(c.DeepCopy(), bundle) {
-				continue
+	for _, k := range r.webhookKinds() {
+		for _, n := range k.names {
+			if k.cached != nil {
+				if entries, err := k.cached(n); err == nil && holdExactly(entries, bundle) {
+					continue
+				}
 			}
-		}
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			c, err := arv1.ValidatingWebhookConfigurations().Get(ctx, n, metav1.GetOptions{})
-			if err != nil || !setValidating(c, bundle) {
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				entries, update, err := k.live(ctx, n)
+				if err != nil || !setBundle(entries, bundle) {
+					return err
+				}
+				if err = update(); err == nil {
+					// Either a rotation step or someone overwrote the bundle: worth a line either way.
+					r.log.Info("caBundle injected", "kind", k.kind, "name", n, "bundle", bundleSummary(bundle))
+				}
 				return err
+			})
+			if err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("injecting caBundle into %s %s: %w", k.kind, n, err))
 			}
-			if _, err = arv1.ValidatingWebhookConfigurations().Update(ctx, c, metav1.UpdateOptions{}); err == nil {
-				// Either a rotation step or someone overwrote the bundle:
-				// worth a line either way.
-				r.log.Info("caBundle injected", "kind", "ValidatingWebhookConfiguration", "name", n, "bundle", bundleSummary(bundle))
-			}
-			return err
-		})
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("injecting caBundle into ValidatingWebhookConfiguration %s: %w", n, err))
-		}
-	}
-	for _, n := range r.opts.MutatingWebhookConfigurations {
-		if wl != nil {
-			if c, err := wl.mutating.Get(n); err == nil && !setMutating(c.DeepCopy(), bundle) {
-				continue
-			}
-		}
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			c, err := arv1.MutatingWebhookConfigurations().Get(ctx, n, metav1.GetOptions{})
-			if err != nil || !setMutating(c, bundle) {
-				return err
-			}
-			if _, err = arv1.MutatingWebhookConfigurations().Update(ctx, c, metav1.UpdateOptions{}); err == nil {
-				// Either a rotation step or someone overwrote the bundle:
-				// worth a line either way.
-				r.log.Info("caBundle injected", "kind", "MutatingWebhookConfiguration", "name", n, "bundle", bundleSummary(bundle))
-			}
-			return err
-		})
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("injecting caBundle into MutatingWebhookConfiguration %s: %w", n, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// setValidating sets bundle on every webhook entry and says whether anything
-// changed.
-func setValidating(c *admissionregistrationv1.ValidatingWebhookConfiguration, bundle []byte) bool {
-	changed := false
-	for i := range c.Webhooks {
-		if !bytes.Equal(c.Webhooks[i].ClientConfig.CABundle, bundle) {
-			c.Webhooks[i].ClientConfig.CABundle = bytes.Clone(bundle)
-			changed = true
-		}
-	}
-	return changed
-}
-
-func setMutating(c *admissionregistrationv1.MutatingWebhookConfiguration, bundle []byte) bool {
-	changed := false
-	for i := range c.Webhooks {
-		if !bytes.Equal(c.Webhooks[i].ClientConfig.CABundle, bundle) {
-			c.Webhooks[i].ClientConfig.CABundle = bytes.Clone(bundle)
-			changed = true
-		}
-	}
-	return changed
 }
 
 // bundleSummary names the CAs of a bundle for the log.

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"agentgate.io/agentgate/certs"
+	"agentgate.io/agentgate/e2e/testcluster"
 )
 
 // rotationLabel scopes the certificate tests' webhook configurations to their own namespaces, so that they never
@@ -213,7 +214,7 @@ func installCertWebhooks(t *testing.T, name, hostPort, label string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := splitYAML(data)
+	docs, err := testcluster.SplitYAML(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,14 +5,11 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,19 +21,16 @@ import (
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"agentgate.io/agentgate/certs"
+	"agentgate.io/agentgate/e2e/testcluster"
 	"agentgate.io/agentgate/internal/metricstest"
 )
 
@@ -124,7 +118,7 @@ func setUp(m *testing.M) (int, error) {
 	s.cfg = cfg
 	s.client = kubernetes.NewForConfigOrDie(cfg)
 	s.kubeconfig = filepath.Join(tmp, "kubeconfig")
-	if err := writeKubeconfig(cfg, s.kubeconfig); err != nil {
+	if err := testcluster.WriteKubeconfig(cfg, s.kubeconfig); err != nil {
 		return 0, err
 	}
 
@@ -171,15 +165,6 @@ func setUp(m *testing.M) (int, error) {
 	return code, nil
 }
 
-func writeKubeconfig(cfg *rest.Config, path string) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["e2e"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["e2e"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: "admin"}
-	kc.CurrentContext = "e2e"
-	return clientcmd.WriteToFile(*kc, path)
-}
-
 // installSystemNamespace creates agentgate's namespace and the default policy ConfigMap exactly as
 // manifests/base holds it.
 func (s *suite) installSystemNamespace(ctx context.Context) error {
@@ -206,74 +191,9 @@ func policyConfigMap(name, doc string) *corev1.ConfigMap {
 }
 
 // installWebhooks registers manifests/base/webhooks.yaml, pointing each clientConfig at the child process on
-// loopback (the Service does not exist here). envtest's own rewrite is not used: it joins host and path
-// with a doubled slash ("https://host//mutate").
+// loopback (the Service does not exist here).
 func (s *suite) installWebhooks(ctx context.Context) error {
-	data, err := os.ReadFile(filepath.Join(s.root, "manifests", "base", "webhooks.yaml"))
-	if err != nil {
-		return err
-	}
-	docs, err := splitYAML(data)
-	if err != nil {
-		return err
-	}
-	for _, doc := range docs {
-		var meta metav1.TypeMeta
-		if err := yaml.Unmarshal(doc, &meta); err != nil {
-			return err
-		}
-		switch meta.Kind {
-		case "MutatingWebhookConfiguration":
-			var mwc admissionregistrationv1.MutatingWebhookConfiguration
-			if err := yaml.UnmarshalStrict(doc, &mwc); err != nil {
-				return err
-			}
-			mwc.Name = e2eWebhookName
-			for i := range mwc.Webhooks {
-				s.pointAtServer(&mwc.Webhooks[i].ClientConfig)
-			}
-			if _, err := s.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &mwc, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("creating %s: %w", mwc.Name, err)
-			}
-		case "ValidatingWebhookConfiguration":
-			var vwc admissionregistrationv1.ValidatingWebhookConfiguration
-			if err := yaml.UnmarshalStrict(doc, &vwc); err != nil {
-				return err
-			}
-			vwc.Name = e2eWebhookName
-			for i := range vwc.Webhooks {
-				s.pointAtServer(&vwc.Webhooks[i].ClientConfig)
-			}
-			if _, err := s.client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &vwc, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("creating %s: %w", vwc.Name, err)
-			}
-		}
-	}
-	return nil
-}
-
-func (s *suite) pointAtServer(cc *admissionregistrationv1.WebhookClientConfig) {
-	url := "https://" + s.server.addr + *cc.Service.Path
-	cc.URL = &url
-	cc.Service = nil
-	cc.CABundle = s.caBundle
-}
-
-func splitYAML(data []byte) ([][]byte, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var out [][]byte
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(bytes.TrimSpace(doc)) > 0 {
-			out = append(out, doc)
-		}
-	}
+	return testcluster.Webhooks{Name: e2eWebhookName, BaseURL: "https://" + s.server.addr, CABundle: s.caBundle}.Install(ctx, s.client, s.root)
 }
 
 // waitForWebhook polls until the API server calls agentgate: webhook configurations reach the API server's

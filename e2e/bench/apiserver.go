@@ -1,36 +1,30 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"agentgate.io/agentgate/certs"
 	"agentgate.io/agentgate/e2e/load/corpus"
+	"agentgate.io/agentgate/e2e/testcluster"
 )
 
 // The pod-create latency that agentgate adds, through a real kube-apiserver (the e2e control plane: etcd and
@@ -279,7 +273,7 @@ func measureAPIServer(ctx context.Context, root, bin string, n int, record func(
 		return nil, err
 	}
 	kubeconfig := filepath.Join(tmp, "kubeconfig")
-	if err := writeKubeconfig(cfg, kubeconfig); err != nil {
+	if err := testcluster.WriteKubeconfig(cfg, kubeconfig); err != nil {
 		return nil, err
 	}
 	certDir := filepath.Join(tmp, "certs")
@@ -392,7 +386,8 @@ func measureAPIServer(ctx context.Context, root, bin string, n int, record func(
 	if err := phase(phaseWithout); err != nil {
 		return nil, err
 	}
-	if err := installWebhooks(ctx, root, client, benchWebhookName, "https://"+addr, caBundle, nil); err != nil {
+	hooks := testcluster.Webhooks{Name: benchWebhookName, BaseURL: "https://" + addr, CABundle: caBundle}
+	if err := hooks.Install(ctx, client, root); err != nil {
 		return nil, err
 	}
 	if err := waitForWebhooks(ctx, client, namespaces["agents"]); err != nil {
@@ -425,9 +420,9 @@ func registerFloor(ctx context.Context, root string, client kubernetes.Interface
 	if err != nil {
 		return err
 	}
-	name := benchWebhookName + "-floor"
-	sel := map[string]string{floorLabel: "true"}
-	if err := installWebhooks(ctx, root, client, name, "https://"+dead, pem, sel); err != nil {
+	hooks := testcluster.Webhooks{Name: benchWebhookName + "-floor", BaseURL: "https://" + dead, CABundle: pem,
+		NamespaceSelector: map[string]string{floorLabel: "true"}, NamePrefix: "floor."}
+	if err := hooks.Install(ctx, client, root); err != nil {
 		return err
 	}
 	creates := func() bool {
@@ -439,17 +434,18 @@ func registerFloor(ctx context.Context, root string, client kubernetes.Interface
 	}
 	for _, del := range []func() error{
 		func() error {
-			return client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, name, metav1.DeleteOptions{})
+			return client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, hooks.Name, metav1.DeleteOptions{})
 		},
 		func() error {
-			return client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, name, metav1.DeleteOptions{})
+			return client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, hooks.Name, metav1.DeleteOptions{})
 		},
 	} {
 		if err := del(); err != nil {
 			return err
 		}
 	}
-	if err := installWebhooks(ctx, root, client, name, fl.base, pem, sel); err != nil {
+	hooks.BaseURL = fl.base
+	if err := hooks.Install(ctx, client, root); err != nil {
 		return err
 	}
 	return poll(ctx, creates, "creates in the floor namespace never succeeded through the floor")
@@ -476,72 +472,6 @@ func writtenPod(name, ns string) *corev1.Pod {
 			Name: "runner", Image: "registry.corp.example/agents/runner:1.4.2",
 			Command: []string{"/agent"}, Args: []string{"--queue", "tasks"},
 		}}},
-	}
-}
-
-func writeKubeconfig(cfg *rest.Config, path string) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["bench"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["bench"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "admin"}
-	kc.CurrentContext = "bench"
-	return clientcmd.WriteToFile(*kc, path)
-}
-
-// installWebhooks registers manifests/base/webhooks.yaml with each clientConfig pointed at base on loopback.
-// With selector set, every webhook selects the namespaces carrying that label instead (the floor's copy).
-func installWebhooks(ctx context.Context, root string, client kubernetes.Interface, name, base string, caBundle []byte, selector map[string]string) error {
-	data, err := os.ReadFile(filepath.Join(root, "manifests", "base", "webhooks.yaml"))
-	if err != nil {
-		return err
-	}
-	point := func(webhook *string, cc *admissionregistrationv1.WebhookClientConfig, ns **metav1.LabelSelector) {
-		url := base + *cc.Service.Path
-		cc.URL, cc.Service, cc.CABundle = &url, nil, caBundle
-		if selector != nil {
-			*ns = &metav1.LabelSelector{MatchLabels: selector}
-			*webhook = "floor." + *webhook // the API server's metrics name each webhook: keep the copies apart
-		}
-	}
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var meta metav1.TypeMeta
-		if err := yaml.Unmarshal(doc, &meta); err != nil {
-			return err
-		}
-		switch meta.Kind {
-		case "MutatingWebhookConfiguration":
-			var m admissionregistrationv1.MutatingWebhookConfiguration
-			if err := yaml.UnmarshalStrict(doc, &m); err != nil {
-				return err
-			}
-			m.Name = name
-			for i := range m.Webhooks {
-				point(&m.Webhooks[i].Name, &m.Webhooks[i].ClientConfig, &m.Webhooks[i].NamespaceSelector)
-			}
-			if _, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &m, metav1.CreateOptions{}); err != nil {
-				return err
-			}
-		case "ValidatingWebhookConfiguration":
-			var v admissionregistrationv1.ValidatingWebhookConfiguration
-			if err := yaml.UnmarshalStrict(doc, &v); err != nil {
-				return err
-			}
-			v.Name = name
-			for i := range v.Webhooks {
-				point(&v.Webhooks[i].Name, &v.Webhooks[i].ClientConfig, &v.Webhooks[i].NamespaceSelector)
-			}
-			if _, err := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &v, metav1.CreateOptions{}); err != nil {
-				return err
-			}
-		}
 	}
 }
 
