@@ -301,7 +301,7 @@ func measureAPIServer(ctx context.Context, root, bin string, n int, record func(
 	if err != nil {
 		return nil, err
 	}
-	fl, err := startFloor(floorBin, tmp, false)
+	fl, err := startFloor(floorBin, tmp, false, false)
 	if err != nil {
 		return nil, err
 	}

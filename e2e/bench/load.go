@@ -77,15 +77,20 @@ func startAgentgate(bin, dir string) (*server, error) {
 	return s, s.start(filepath.Join(dir, "agentgate.log"))
 }
 
-// startFloor runs the decode-only floor server (e2e/load/floor), offering HTTP/2 when http2 is set.
-func startFloor(bin, dir string, http2 bool) (*server, error) {
+// startFloor runs the decode-only floor server (e2e/load/floor), offering HTTP/2 when http2 is set; with
+// null, the floor's -null mode (it reads only request.uid), named "null".
+func startFloor(bin, dir string, http2, null bool) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: "floor", base: "https://" + addr, caFile: filepath.Join(dir, "floor.pem")}
-	s.argv = []string{bin, "-addr", addr, "-cert-out", s.caFile, fmt.Sprintf("-http2=%t", http2)}
-	return s, s.start(filepath.Join(dir, "floor.log"))
+	name := "floor"
+	if null {
+		name = "null"
+	}
+	s := &server{name: name, base: "https://" + addr, caFile: filepath.Join(dir, name+".pem")}
+	s.argv = []string{bin, "-addr", addr, "-cert-out", s.caFile, fmt.Sprintf("-http2=%t", http2), fmt.Sprintf("-null=%t", null)}
+	return s, s.start(filepath.Join(dir, name+".log"))
 }
 
 func (s *server) start(logPath string) error {
@@ -211,6 +216,7 @@ type scenario struct {
 	run       loadRun
 	agentgate []*loadReport
 	floor     []*loadReport
+	null      []*loadReport // open loop only: the floor's -null mode
 }
 
 func median(xs []float64) float64 {

@@ -106,7 +106,7 @@ func (r *report) loadRuns(ctx context.Context, tmp string) error {
 		return err
 	}
 	defer ag.stop()
-	fl, err := startFloor(floorBin, tmp, true)
+	fl, err := startFloor(floorBin, tmp, true, false)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,8 @@ func (r *report) loadRuns(ctx context.Context, tmp string) error {
 		sc := &scenario{run: open}
 		for _, start := range []func() (*server, error){
 			func() (*server, error) { return startAgentgate(r.cfg.agentgate, tmp) },
-			func() (*server, error) { return startFloor(floorBin, tmp, true) },
+			func() (*server, error) { return startFloor(floorBin, tmp, true, false) },
+			func() (*server, error) { return startFloor(floorBin, tmp, true, true) },
 		} {
 			s, err := start()
 			if err != nil {
@@ -170,7 +171,7 @@ func (r *report) loadRuns(ctx context.Context, tmp string) error {
 				return err
 			}
 			if s.name == "agentgate" {
-				r.rec.command("$TMP/load " + strings.Join(open.args(s, true), " ") + "   # against a freshly started agentgate, then a fresh floor")
+				r.rec.command("$TMP/load " + strings.Join(open.args(s, true), " ") + "   # against a freshly started agentgate, then a fresh floor, then a fresh floor -null")
 			}
 			rep, err := open.run(ctx, loadBin, s)
 			s.stop()
@@ -178,10 +179,13 @@ func (r *report) loadRuns(ctx context.Context, tmp string) error {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "bench: %-9s %-40s p99 %.3f ms  RSS %.1f MiB\n", s.name, open.key(), rep.LatencyMS.P99, rssMiB(rep))
-			if s.name == "agentgate" {
+			switch s.name {
+			case "agentgate":
 				sc.agentgate = append(sc.agentgate, rep)
-			} else {
+			case "floor":
 				sc.floor = append(sc.floor, rep)
+			default:
+				sc.null = append(sc.null, rep)
 			}
 		}
 		r.open = append(r.open, sc)
@@ -251,8 +255,9 @@ func (r *report) targets() []target {
 		}
 		o := sc.agentgate[0]
 		floorP99 := ""
-		if len(sc.floor) > 0 {
-			floorP99 = fmt.Sprintf(" (floor %.3f ms; server CPU %.0f vs %.0f µs/review)", sc.floor[0].LatencyMS.P99, o.ServerCPUUS, sc.floor[0].ServerCPUUS)
+		if len(sc.floor) > 0 && len(sc.null) > 0 {
+			floorP99 = fmt.Sprintf(" (floor %.3f ms, null %.3f ms; server CPU %.0f vs %.0f and %.0f µs/review)", sc.floor[0].LatencyMS.P99,
+				sc.null[0].LatencyMS.P99, o.ServerCPUUS, sc.floor[0].ServerCPUUS, sc.null[0].ServerCPUUS)
 		}
 		ts = append(ts,
 			target{name: fmt.Sprintf("p99, open loop %g/s small (%s, %s)", o.Rate, sc.run.proto(), r.cfg.openD), figure: fmt.Sprintf("%.3f ms%s", o.LatencyMS.P99, floorP99), want: "≤ 2 ms", met: o.LatencyMS.P99 <= 2, known: true},
@@ -423,7 +428,9 @@ func (r *report) markdown() string {
 		w("## Open loop: %g reviews/s on the small pod for %s\n\n", o.run.Rate, r.cfg.openD)
 		w("At most %d requests in flight (HTTP/1.1: connections, as the API server pools them; HTTP/2: streams on\n", o.run.C)
 		w("one connection), each server freshly started; latency from each request's due time (no coordinated\n")
-		w("omission). RSS is VmRSS at the end of the run; peak is VmHWM.")
+		w("omission). RSS is VmRSS at the end of the run; peak is VmHWM. \"null\" is the floor's `-null` mode: it reads\n")
+		w("only `request.uid` and answers, no typed decode, so its row is what HTTPS, HTTP and the load tool alone\n")
+		w("cost on this machine at this rate: no webhook that reads the object can do better.")
 		if !r.cfg.long {
 			w(" This was the short run: `make bench BENCH_LONG=1` runs it for 60 s.")
 		}
@@ -432,7 +439,7 @@ func (r *report) markdown() string {
 			for _, x := range []struct {
 				name string
 				rs   []*loadReport
-			}{{"agentgate", sc.agentgate}, {"floor", sc.floor}} {
+			}{{"agentgate", sc.agentgate}, {"floor", sc.floor}, {"null", sc.null}} {
 				for _, rr := range x.rs {
 					w("| %s | %s | %.0f | %.3f | %.3f | %.3f | %.3f | %.1f | %.1f | %.0f | %d |\n", sc.run.proto(), x.name, rr.Throughput, rr.LatencyMS.P50, rr.LatencyMS.P90,
 						rr.LatencyMS.P99, rr.LatencyMS.Max, rssMiB(rr), peakMiB(rr), rr.ServerCPUUS, rr.Errors)

@@ -25,7 +25,7 @@ import (
 
 func startFloor(t *testing.T) (*floorsrv.Server, *tls.Config) {
 	t.Helper()
-	s, err := floorsrv.Start("127.0.0.1:0", true)
+	s, err := floorsrv.Start("127.0.0.1:0", floorsrv.Options{HTTP2: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,12 +18,14 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9443", "loopback `host:port` to listen on")
 	certOut := flag.String("cert-out", "", "write the self-signed serving certificate (PEM) to `FILE`, for the load tool's -cacert")
-	http2 := flag.Bool("http2", false, "offer HTTP/2 as well as HTTP/1.1, as `agentgate serve --http2`")
+	var opts floorsrv.Options
+	flag.BoolVar(&opts.HTTP2, "http2", false, "offer HTTP/2 as well as HTTP/1.1, as `agentgate serve --http2`")
+	flag.BoolVar(&opts.Null, "null", false, "read only request.uid, no typed decode: what HTTPS and the load tool alone cost")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("floor: ")
 
-	s, err := floorsrv.Start(*addr, *http2)
+	s, err := floorsrv.Start(*addr, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -34,7 +36,7 @@ func main() {
 		}
 	}
 	protos := "HTTP/1.1"
-	if *http2 {
+	if opts.HTTP2 {
 		protos += " and HTTP/2"
 	}
 	fmt.Printf("floor: pid %d listening on %s (TLS 1.3, %s, any path)\n", os.Getpid(), s.URL, protos)
