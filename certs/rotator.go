@@ -37,6 +37,7 @@ const (
 	DefaultServingValidity = 365 * 24 * time.Hour
 	DefaultOverlap         = 5 * time.Minute
 	DefaultCheckInterval   = time.Minute
+	DefaultAPITimeout      = 30 * time.Second
 )
 
 // minWait keeps a certificate that is renewed and still due (lifetimes set
@@ -83,6 +84,10 @@ type Options struct {
 	// CheckInterval bounds how long the Rotator goes without re-reading the
 	// Secret when no event arrives; default DefaultCheckInterval.
 	CheckInterval time.Duration
+	// APITimeout bounds one pass of reading and writing the Secret and the webhook configurations; default
+	// DefaultAPITimeout. The client has no timeout of its own (its watches must not have one), and a pass
+	// stuck on a connection that stopped answering would stop every renewal that follows.
+	APITimeout time.Duration
 
 	// Logger receives cert.rotated events; nil discards them.
 	Logger *slog.Logger
@@ -149,10 +154,11 @@ func NewRotator(opts Options) (*Rotator, error) {
 	setDefault(&opts.ServingLookahead, opts.ServingValidity/3)
 	setDefault(&opts.Overlap, DefaultOverlap)
 	setDefault(&opts.CheckInterval, DefaultCheckInterval)
+	setDefault(&opts.APITimeout, DefaultAPITimeout)
 	for name, d := range map[string]time.Duration{
 		"CAValidity": opts.CAValidity, "CALookahead": opts.CALookahead,
 		"ServingValidity": opts.ServingValidity, "ServingLookahead": opts.ServingLookahead,
-		"Overlap": opts.Overlap, "CheckInterval": opts.CheckInterval,
+		"Overlap": opts.Overlap, "CheckInterval": opts.CheckInterval, "APITimeout": opts.APITimeout,
 	} {
 		if d < 0 {
 			return nil, fmt.Errorf("certs: Options.%s must not be negative, got %s", name, d)
@@ -369,7 +375,9 @@ func (r *Rotator) Start(ctx context.Context) error {
 		case <-timer.C:
 		case <-r.kick:
 		}
-		wake, err := r.reconcile(ctx)
+		pass, cancelPass := context.WithTimeout(ctx, r.opts.APITimeout)
+		wake, err := r.reconcile(pass)
+		cancelPass()
 		wait := r.opts.CheckInterval
 		if err != nil {
 			if ctx.Err() != nil {

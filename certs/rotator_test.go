@@ -30,6 +30,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // fixture is one test's corner of the shared API server: its own namespace
@@ -754,4 +755,70 @@ func mustParse(t *testing.T, pemBytes []byte) *x509.Certificate {
 		t.Fatalf("parsing certificate: %v", err)
 	}
 	return certs[0]
+}
+
+// An API server that accepts connections and then says nothing must not stall the Rotator: each pass gives
+// up after APITimeout, is logged, and retried; and Start still returns when asked to stop.
+func TestRotatorGivesUpOnASilentAPIServer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		accepting sync.WaitGroup
+		mu        sync.Mutex
+		held      []net.Conn // kept open, never read: every request hangs until the client gives up
+	)
+	accepting.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		accepting.Wait()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: "http://" + ln.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	r, err := NewRotator(Options{Client: cs, Namespace: "agentgate-system", SecretName: "agentgate-tls", DNSNames: []string{"agentgate.test"},
+		APITimeout: 200 * time.Millisecond, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Start(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "context deadline exceeded") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no reconcile gave up within 10 s; log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "certificate reconcile failed") {
+		t.Errorf("the timeout was not logged as a failed reconcile:\n%s", logs.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Start did not return within 10 s of cancel")
+	}
 }
