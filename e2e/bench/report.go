@@ -233,7 +233,7 @@ func (r *report) targets() []target {
 			}
 			ts = append(ts, target{
 				name:   fmt.Sprintf("/validate %s, closed loop c=32 %s: throughput vs floor", c.corpus, proto),
-				figure: fmt.Sprintf("%.2f× (server CPU per review: floor/agentgate %.2f×)", t, cpu),
+				figure: fmt.Sprintf("%.3f× (server CPU per review: floor/agentgate %.3f×)", t, cpu),
 				want:   fmt.Sprintf("≥ %.1f×", c.want), met: t >= c.want, known: ok,
 			})
 		}
@@ -246,7 +246,7 @@ func (r *report) targets() []target {
 		}
 		if m != nil && v != nil && len(m.agentgate) > 0 {
 			x := pick(m.agentgate, throughput) / pick(v.agentgate, throughput)
-			ts = append(ts, target{name: "/mutate small vs /validate small, " + proto, figure: fmt.Sprintf("%.2f×", x), want: "≥ 0.8×", met: x >= 0.8, known: true})
+			ts = append(ts, target{name: "/mutate small vs /validate small, " + proto, figure: fmt.Sprintf("%.3f×", x), want: "≥ 0.8×", met: x >= 0.8, known: true})
 		}
 	}
 	for _, sc := range r.open {
