@@ -98,8 +98,8 @@ func (r *report) loadRuns(ctx context.Context, tmp string) error {
 	if err != nil {
 		return err
 	}
-	r.rec.command(rel(r.cfg.root, r.cfg.agentgate) + " serve --addr 127.0.0.1:$PORT --metrics-addr 0 --self-signed-dir $DIR   # embedded default policy, audit log at info to a file")
-	r.rec.command("$TMP/floor -addr 127.0.0.1:$PORT -cert-out $CA")
+	r.rec.command(rel(r.cfg.root, r.cfg.agentgate) + " serve --addr 127.0.0.1:$PORT --metrics-addr 0 --self-signed-dir $DIR --http2   # embedded default policy, audit log at info to a file")
+	r.rec.command("$TMP/floor -addr 127.0.0.1:$PORT -cert-out $CA -http2=true -null=false   # -null=true: the null server of the open loop")
 	r.loadStart = loadAvg()
 	ag, err := startAgentgate(r.cfg.agentgate, tmp)
 	if err != nil {
