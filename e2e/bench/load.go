@@ -14,8 +14,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"agentgate.io/agentgate/e2e/testcluster"
 )
 
 // loadReport is the load tool's -json report (e2e/load/main.go).
@@ -137,13 +138,7 @@ func (s *server) stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
+	testcluster.Stop(s.cmd.Process, s.exited, 30*time.Second)
 }
 
 // loadRun is one invocation of the load tool.

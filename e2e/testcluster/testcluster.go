@@ -1,6 +1,6 @@
 // Package testcluster does what the e2e suite and the API-server benchmark (e2e/bench) both do to a test
 // control plane: register agentgate's webhook configurations, as manifests/base holds them, pointed at a
-// server on loopback, and write a kubeconfig for a child process.
+// server on loopback, write a kubeconfig for a child process, and stop that process.
 package testcluster
 
 import (
@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -118,4 +120,16 @@ func WriteKubeconfig(cfg *rest.Config, path string) error {
 	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "admin"}
 	kc.CurrentContext = "test"
 	return clientcmd.WriteToFile(*kc, path)
+}
+
+// Stop sends p SIGTERM (agentgate drains its in-flight reviews) and waits until exited is closed; after grace
+// it kills p and waits again.
+func Stop(p *os.Process, exited <-chan struct{}, grace time.Duration) {
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-exited
+	}
 }
