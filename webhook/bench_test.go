@@ -3,7 +3,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,7 +17,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"agentgate.io/agentgate/certs"
 	"agentgate.io/agentgate/e2e/load/corpus"
 	"agentgate.io/agentgate/e2e/load/floorsrv"
 	"agentgate.io/agentgate/policy"
@@ -28,19 +26,6 @@ import (
 // decision (policy.Set.Judge on the default policy) behind both front ends, in-process, without TLS.
 //
 //	go test ./webhook -run '^$' -bench Frontend -benchmem
-
-func benchCert(b *testing.B) tls.Certificate {
-	dir := b.TempDir()
-	c, k, _, err := certs.SelfSigned(dir, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pair, err := tls.LoadX509KeyPair(c, k)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return pair
-}
 
 // largePod is about 40 KB of JSON: many containers with env and probes, as big agent pods are.
 func largePod() *corev1.Pod {
@@ -81,7 +66,8 @@ func runHandler(b *testing.B, h http.Handler, body []byte) {
 }
 
 func BenchmarkFrontendAgentgate(b *testing.B) {
-	srv, err := New(Options{GetCertificate: StaticCertificate(benchCert(b)), Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	pair, _, _ := selfSigned(b)
+	srv, err := New(Options{GetCertificate: StaticCertificate(pair), Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -171,7 +157,8 @@ func BenchmarkDecode(b *testing.B) {
 // benchServer is agentgate's handler with the embedded default policy and audit events encoded as JSON into
 // io.Discard: the logging cost is in, the write syscall is not.
 func benchServer(b *testing.B) http.Handler {
-	srv, err := New(Options{GetCertificate: StaticCertificate(benchCert(b)), Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	pair, _, _ := selfSigned(b)
+	srv, err := New(Options{GetCertificate: StaticCertificate(pair), Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}

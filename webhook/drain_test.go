@@ -6,25 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"testing"
 	"time"
-
-	"agentgate.io/agentgate/certs"
 )
 
 // During ShutdownDelay the server still answers, /readyz fails, and every answer says "Connection: close", so
 // that clients move their connections to other replicas before the idle ones are closed under them.
 func TestDrainingAnswersCloseConnections(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, caFile, err := certs.SelfSigned(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair, roots, _ := selfSigned(t)
 	srv, err := New(Options{Addr: "127.0.0.1:0", GetCertificate: StaticCertificate(pair), ShutdownDelay: 2 * time.Second, HTTP2: true,
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	if err != nil {
@@ -36,14 +25,6 @@ func TestDrainingAnswersCloseConnections(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	ca, err := os.ReadFile(caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots, err := certs.PoolFromPEM(ca)
-	if err != nil {
-		t.Fatal(err)
-	}
 	url := "https://" + srv.Addr().String()
 	client := func(h2 bool) *http.Client {
 		var protos http.Protocols

@@ -74,25 +74,32 @@ type testServer struct {
 
 // startServer runs the real server on 127.0.0.1:0 over HTTPS with a fresh self-signed certificate, and a
 // client that trusts its CA. It returns once /readyz says ready.
-func startServer(t *testing.T, opts Options) *testServer {
-	t.Helper()
-	dir := t.TempDir()
-	certFile, keyFile, caFile, err := certs.SelfSigned(dir, nil)
+// selfSigned makes a self-signed serving certificate for 127.0.0.1 and returns it with its CA as a pool and
+// as PEM.
+func selfSigned(tb testing.TB) (tls.Certificate, *x509.CertPool, []byte) {
+	tb.Helper()
+	certFile, keyFile, caFile, err := certs.SelfSigned(tb.TempDir(), nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	roots, err := certs.PoolFromPEM(caPEM)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return pair, roots, caPEM
+}
+
+func startServer(t *testing.T, opts Options) *testServer {
+	t.Helper()
+	pair, roots, caPEM := selfSigned(t)
 	logs := &syncBuffer{}
 	opts.Addr = "127.0.0.1:0"
 	if opts.MetricsAddr == "" {
