@@ -9,14 +9,14 @@ package policy
 import (
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"agentgate.io/agentgate/internal/benchcpu"
 )
 
 // benchNS is a labelled agent namespace, so the default policy's namespaceSelector is evaluated for real.
@@ -72,22 +72,6 @@ func benchPod(name string, n, envs, mounts int) *corev1.Pod {
 		p.Spec.Containers = append(p.Spec.Containers, c)
 	}
 	return p
-}
-
-// cpuPerOp reports the process's CPU time (user + system, every thread, so the garbage collector's work is
-// in) per operation as cpu-ns/op, beside the wall time: on a shared machine it moves much less. Call it
-// before b.Loop and the returned func after.
-func cpuPerOp(b *testing.B) func() {
-	start := processCPU()
-	return func() { b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op") }
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type benchCase struct {
@@ -152,7 +136,7 @@ func BenchmarkCheck(b *testing.B) {
 	for _, bc := range benchCases(b) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			done := cpuPerOp(b)
+			done := benchcpu.PerOp(b)
 			for b.Loop() {
 				res := set.Evaluate(bc.hardened, benchNS)
 				if !res.Allowed() {
@@ -171,7 +155,7 @@ func BenchmarkHarden(b *testing.B) {
 	for _, bc := range benchCases(b) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			done := cpuPerOp(b)
+			done := benchcpu.PerOp(b)
 			for b.Loop() {
 				h := bc.pod.DeepCopy()
 				if !set.Harden(h, benchNS) {
@@ -182,7 +166,7 @@ func BenchmarkHarden(b *testing.B) {
 		})
 		b.Run(bc.name+"/copy", func(b *testing.B) {
 			b.ReportAllocs()
-			done := cpuPerOp(b)
+			done := benchcpu.PerOp(b)
 			for b.Loop() {
 				_ = bc.pod.DeepCopy()
 			}
@@ -202,7 +186,7 @@ func BenchmarkJudge(b *testing.B) {
 		}{{"sent", bc.pod}, {"hardened", bc.hardened}} {
 			b.Run(bc.name+"/"+v.name, func(b *testing.B) {
 				b.ReportAllocs()
-				done := cpuPerOp(b)
+				done := benchcpu.PerOp(b)
 				for b.Loop() {
 					res := set.Judge(v.w, benchNS)
 					if v.name == "hardened" && !res.Allowed() {
@@ -226,7 +210,7 @@ func BenchmarkMutate(b *testing.B) {
 		}{{"sent", bc.pod}, {"hardened", bc.hardened}} {
 			b.Run(bc.name+"/"+v.name, func(b *testing.B) {
 				b.ReportAllocs()
-				done := cpuPerOp(b)
+				done := benchcpu.PerOp(b)
 				for b.Loop() {
 					_, changed := set.Mutate(v.w, benchNS)
 					if changed != (v.name == "sent") {
@@ -250,7 +234,7 @@ var scaleContainers = []int{1, 2, 5, 10, 20, 50, 100}
 // decides, without the patch).
 func scaleOp(b *testing.B, set *Set, op string, sent, hardened *Workload, matched int) {
 	b.ReportAllocs()
-	done := cpuPerOp(b)
+	done := benchcpu.PerOp(b)
 	for b.Loop() {
 		switch op {
 		case "check":

@@ -5,7 +5,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"agentgate.io/agentgate/e2e/load/corpus"
 	"agentgate.io/agentgate/policy"
 )
 
@@ -26,18 +25,5 @@ func decodeForBench(body []byte) (*policy.Workload, error) {
 func BenchmarkDecodeTwoPass(b *testing.B) {
 	singlePass = false
 	defer func() { singlePass = true }()
-	for _, name := range []string{corpus.Small, corpus.Large, corpus.Deployment} {
-		body := corpusReview(b, name)
-		b.Run(name, func(b *testing.B) {
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			done := cpuPerOp(b)
-			for b.Loop() {
-				if _, err := decodeForBench(body); err != nil {
-					b.Fatal(err)
-				}
-			}
-			done()
-		})
-	}
+	BenchmarkDecode(b)
 }

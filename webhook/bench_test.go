@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -19,6 +17,7 @@ import (
 
 	"agentgate.io/agentgate/e2e/load/corpus"
 	"agentgate.io/agentgate/e2e/load/floorsrv"
+	"agentgate.io/agentgate/internal/benchcpu"
 	"agentgate.io/agentgate/policy"
 )
 
@@ -110,22 +109,6 @@ func BenchmarkFrontendControllerRuntime(b *testing.B) {
 //
 //	go test ./webhook -run '^$' -bench 'Decode|Handler|Floor' -benchmem
 
-// cpuPerOp reports the process's CPU time (user + system, every thread, so the garbage collector's work is
-// in) per operation as cpu-ns/op, beside the wall time: on a shared machine it moves much less. Call it
-// before b.Loop and the returned func after.
-func cpuPerOp(b *testing.B) func() {
-	start := processCPU()
-	return func() { b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op") }
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // corpusReview is a corpus review with a fixed uid.
 func corpusReview(b *testing.B, name string) []byte {
 	body, err := corpus.Review(name, "ffffffff-ffff-4fff-bfff-ffffffffffff")
@@ -143,7 +126,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
-			done := cpuPerOp(b)
+			done := benchcpu.PerOp(b)
 			for b.Loop() {
 				if _, err := decodeForBench(body); err != nil {
 					b.Fatal(err)
@@ -169,7 +152,7 @@ func serveBench(b *testing.B, h http.Handler, path string, body []byte, want str
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	rd := bytes.NewReader(body)
-	done := cpuPerOp(b)
+	done := benchcpu.PerOp(b)
 	for b.Loop() {
 		rd.Reset(body)
 		req := httptest.NewRequest(http.MethodPost, path, rd)
