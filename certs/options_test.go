@@ -28,9 +28,6 @@ func TestNewRotatorValidatesOptions(t *testing.T) {
 	if _, err := r.GetCertificate(nil); err == nil {
 		t.Errorf("GetCertificate before Start")
 	}
-	if r.NeedLeaderElection() {
-		t.Errorf("every replica must run the Rotator")
-	}
 
 	tests := []struct {
 		name string

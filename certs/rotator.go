@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"net/http"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -245,13 +244,6 @@ func (r *Rotator) CABundle() []byte {
 	return bytes.Clone(s.bundle)
 }
 
-// NeedLeaderElection tells controller-runtime's manager to run the Rotator in
-// every replica, not just the leader: each replica serves its own copy.
-func (r *Rotator) NeedLeaderElection() bool { return false }
-
-// ReadyzCheck adapts Ready to controller-runtime's healthz.Checker.
-func (r *Rotator) ReadyzCheck(*http.Request) error { return r.Ready() }
-
 // Ready returns nil once the served certificate is valid now and the caBundle
 // of every webhook entry of every named configuration trusts it: only then
 // can the API server reach this replica.
@@ -299,7 +291,7 @@ func (r *Rotator) Ready() error {
 	return nil
 }
 
-// Start runs the Rotator until ctx is done (controller-runtime's
+// Start runs the Rotator until ctx is done (the shape of controller-runtime's
 // manager.Runnable). Errors talking to the API server are logged and retried
 // with backoff, not returned: a replica that stopped rotating would serve an
 // expiring certificate until it failed.

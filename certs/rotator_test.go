@@ -378,13 +378,18 @@ func TestRotatorReadyWaitsForWebhookConfiguration(t *testing.T) {
 	if err := r.Ready(); err == nil {
 		t.Fatalf("Ready before anything was loaded")
 	}
-	eventually(t, 10*time.Second, "serving a certificate", func() error { _, err := r.GetCertificate(nil); return err })
-	// Give the rotator time to make a wrong decision.
-	time.Sleep(500 * time.Millisecond)
-	err := r.Ready()
-	if err == nil || !strings.Contains(err.Error(), f.vwc) {
-		t.Fatalf("Ready with a missing ValidatingWebhookConfiguration = %v, want an error naming it", err)
-	}
+	// Bound by what the rotator reports, not by a sleep: from the first call on, Ready must never pass while
+	// the configuration is missing, and once its informers have synced it must name that configuration.
+	eventually(t, 10*time.Second, "Ready naming the missing ValidatingWebhookConfiguration", func() error {
+		err := r.Ready()
+		if err == nil {
+			t.Fatalf("Ready passed with the ValidatingWebhookConfiguration %s missing", f.vwc)
+		}
+		if !strings.Contains(err.Error(), f.vwc) {
+			return err
+		}
+		return nil
+	})
 	f.createValidating(t)
 	took := eventually(t, 5*time.Second, "Ready once the configuration exists", r.Ready)
 	t.Logf("configuration created later: injected and ready in %s", took.Round(time.Millisecond))

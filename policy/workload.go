@@ -35,11 +35,7 @@ type Workload struct {
 // IsPod says whether this is a bare Pod (mutated by the webhook) rather than a controller template.
 func (w *Workload) IsPod() bool { return w.Kind == "Pod" }
 
-// Name returns "Kind/name" for messages.
-func (w *Workload) Name() string { return w.Kind + "/" + w.Meta.Name }
-
 var (
-	rootPath        = (*field.Path)(nil)
 	podMetaPath     = field.NewPath("metadata")
 	podSpecPath     = field.NewPath("spec")
 	templatePath    = field.NewPath("spec", "template")

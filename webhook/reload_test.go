@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,12 +24,36 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
+func sentinelDoc(t *testing.T, name string) []byte {
+	return policyDoc(t, "name: agents", "name: "+name, "mode: enforce", "mode: audit")
+}
+
+// eventuallyLoaded waits for the policy.loaded event of the named policy.
+func eventuallyLoaded(t *testing.T, ts *testServer, name string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, ev := range ts.logs.events("policy.loaded") {
+			if ev["policy"] == name {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("policy %s was not loaded within 5s", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestWebhookPolicyFileReload: a changed file is served within a second; an invalid one leaves the last good
 // policy in force, says so (policy.rejected, metrics, /readyz detail), and the server stays ready.
 func TestWebhookPolicyFileReload(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "policy.yaml")
+	dir := t.TempDir()
+	path, sentinel := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "sentinel.yaml")
 	writeFile(t, path, policyDoc(t))
-	ts := startServer(t, Options{Sources: []Source{&FileSource{Paths: []string{path}}}})
+	// The sentinel is in audit mode: it never changes a verdict, it only shows the source's progress.
+	writeFile(t, sentinel, sentinelDoc(t, "sentinel"))
+	ts := startServer(t, Options{Sources: []Source{&FileSource{Paths: []string{path, sentinel}}}})
 	source := FileKey(path)
 
 	pod := compliantPod("busybox")
@@ -92,11 +117,16 @@ func TestWebhookPolicyFileReload(t *testing.T) {
 	if !strings.Contains(st.Policy.LastReloadError, "spec.mode") || st.Policy.Generation != afterGood.Policy.Generation {
 		t.Errorf("readyz detail: %+v", st.Policy)
 	}
-	if len(st.Policy.Sources) != 1 || st.Policy.Sources[0].Valid || st.Policy.Sources[0].Policy != "agents" || len(st.Policy.Sources[0].Errors) < 2 {
+	if len(st.Policy.Sources) != 2 || st.Policy.Sources[0].Source != source || st.Policy.Sources[0].Valid || st.Policy.Sources[0].Policy != "agents" || len(st.Policy.Sources[0].Errors) < 2 {
 		t.Errorf("readyz source detail: %+v", st.Policy.Sources)
 	}
-	// The same bad bytes read again (every 250 ms) are reported once.
-	time.Sleep(600 * time.Millisecond)
+	// The same bad bytes read again are reported once. Bound by the source's own progress, not by a sleep:
+	// every poll reads the paths in order, so two loads of the sentinel written after the rejection prove
+	// that at least one whole poll has re-read the bad file since.
+	for i := range 2 {
+		writeFile(t, sentinel, sentinelDoc(t, fmt.Sprintf("sentinel-%d", i)))
+		eventuallyLoaded(t, ts, fmt.Sprintf("sentinel-%d", i))
+	}
 	if n := len(ts.logs.events("policy.rejected")); n != 1 {
 		t.Errorf("policy.rejected logged %d times for one bad version", n)
 	}
