@@ -197,10 +197,7 @@ func NewRotator(opts Options) (*Rotator, error) {
 		},
 		log:  opts.Logger,
 		kick: make(chan struct{}, 1),
-		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "agentgate_certificate_expiry_timestamp_seconds",
-			Help: "NotAfter of the certificate this replica serves (serving) and of the CA that signed it (ca), as a Unix timestamp.",
-		}, []string{"cert"}),
+		expiry: newExpiryGauge(),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)

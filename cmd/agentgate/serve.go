@@ -64,6 +64,12 @@ type serveFlags struct {
 	policyPollPeriod time.Duration
 	adminGroups      repeatedFlag
 
+	// Validated forms of the flags above, set by parseServeFlags.
+	level          slog.Level
+	minTLSVersion  uint16
+	adminGroupList []string
+	clientCAs      *x509.CertPool
+
 	// --cert-secret: the certs.Rotator.
 	certSecret            string
 	webhookConfigurations string
@@ -123,10 +129,59 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if err := checkCertFlags(fs, f); err != nil {
+	if err := f.validate(fs); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// validate turns every flag into its usable form, or says which flag is wrong and what it wants: a usage
+// error (exit 2) before anything starts.
+func (f *serveFlags) validate(fs *flag.FlagSet) error {
+	if err := f.level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
+	}
+	for _, g := range f.adminGroups {
+		f.adminGroupList = append(f.adminGroupList, splitList(g)...)
+	}
+	if len(f.adminGroups) > 0 && len(f.adminGroupList) == 0 {
+		return errors.New("--admin-groups names no group")
+	}
+	if f.maxBodyBytes <= 0 {
+		return errors.New("--max-body-bytes must be positive")
+	}
+	switch f.tlsMinVersion {
+	case "1.3":
+		f.minTLSVersion = tls.VersionTLS13
+	case "1.2":
+		f.minTLSVersion = tls.VersionTLS12
+	default:
+		return fmt.Errorf("--tls-min-version %q: want 1.3 or 1.2", f.tlsMinVersion)
+	}
+	if f.clientCA != "" {
+		pem, err := os.ReadFile(f.clientCA)
+		if err == nil {
+			f.clientCAs, err = certs.PoolFromPEM(pem)
+		}
+		if err != nil {
+			return fmt.Errorf("--client-ca: %w", err)
+		}
+	}
+	// An invalid policy file at start is a usage error: say everything wrong with it and do not serve.
+	for _, p := range f.policyFiles {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("--policy-file: %w", err)
+		}
+		if _, errs := policy.Parse(data); len(errs) > 0 {
+			var b strings.Builder
+			for _, e := range errs {
+				b.WriteString("\n  " + e.Error())
+			}
+			return fmt.Errorf("--policy-file %s: invalid policy:%s", p, b.String())
+		}
+	}
+	return checkCertFlags(fs, f)
 }
 
 // runServe is the `agentgate serve` command: JSON logs on stdout, usage errors on stderr.
@@ -145,68 +200,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		fmt.Fprintln(stderr, "agentgate serve:", err)
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		fmt.Fprintf(stderr, "agentgate serve: --log-level %q: want debug, info, warn or error\n", f.logLevel)
-		return 2
-	}
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: f.level}))
 
 	opts := webhook.Options{
-		Addr: f.addr, MetricsAddr: f.metricsAddr, MaxBodyBytes: f.maxBodyBytes,
+		Addr: f.addr, MetricsAddr: f.metricsAddr, MaxBodyBytes: f.maxBodyBytes, HTTP2: f.http2,
+		MinTLSVersion: f.minTLSVersion, ClientCAs: f.clientCAs, AdminGroups: f.adminGroupList,
 		ShutdownTimeout: f.shutdownTimeout, ShutdownDelay: f.shutdownDelay, Logger: log,
 	}
-	for _, g := range f.adminGroups {
-		for _, g := range strings.Split(g, ",") {
-			if g = strings.TrimSpace(g); g != "" {
-				opts.AdminGroups = append(opts.AdminGroups, g)
-			}
-		}
-	}
-	if len(f.adminGroups) > 0 && len(opts.AdminGroups) == 0 {
-		fmt.Fprintln(stderr, "agentgate serve: --admin-groups names no group")
-		return 2
-	}
-	if f.maxBodyBytes <= 0 {
-		fmt.Fprintln(stderr, "agentgate serve: --max-body-bytes must be positive")
-		return 2
-	}
-	opts.HTTP2 = f.http2
-	switch f.tlsMinVersion {
-	case "1.3":
-		opts.MinTLSVersion = tls.VersionTLS13
-	case "1.2":
-		opts.MinTLSVersion = tls.VersionTLS12
-	default:
-		fmt.Fprintf(stderr, "agentgate serve: --tls-min-version %q: want 1.3 or 1.2\n", f.tlsMinVersion)
-		return 2
-	}
-	if f.clientCA != "" {
-		pem, err := os.ReadFile(f.clientCA)
-		if err == nil {
-			opts.ClientCAs, err = certs.PoolFromPEM(pem)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "agentgate serve: --client-ca: %v\n", err)
-			return 2
-		}
-	}
 
-	// An invalid policy file at start is a usage error: say everything wrong with it and do not serve.
-	for _, p := range f.policyFiles {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			fmt.Fprintf(stderr, "agentgate serve: --policy-file: %v\n", err)
-			return 2
-		}
-		if _, errs := policy.Parse(data); len(errs) > 0 {
-			fmt.Fprintf(stderr, "agentgate serve: --policy-file %s: invalid policy:\n", p)
-			for _, e := range errs {
-				fmt.Fprintf(stderr, "  %s\n", e.Error())
-			}
-			return 2
-		}
-	}
 	if len(f.policyFiles) > 0 {
 		opts.Sources = append(opts.Sources, &webhook.FileSource{Paths: f.policyFiles, Interval: f.policyPollPeriod})
 	}
@@ -303,7 +304,7 @@ func servingCertificate(ctx context.Context, f *serveFlags, reg prometheus.Regis
 			fmt.Fprintf(stderr, "agentgate serve: --cert-dir: %v\n", err)
 			return nil, nil, 2
 		}
-		if err := reg.Register(&certFileExpiry{get: cw.GetCertificate, caFile: filepath.Join(f.certDir, certs.CAFileName)}); err != nil {
+		if err := reg.Register(&certs.FileExpiry{GetCertificate: cw.GetCertificate, CAFile: filepath.Join(f.certDir, certs.CAFileName)}); err != nil {
 			fmt.Fprintf(stderr, "agentgate serve: registering the certificate expiry metric: %v\n", err)
 			return nil, nil, 1
 		}
@@ -349,7 +350,7 @@ func servingCertificate(ctx context.Context, f *serveFlags, reg prometheus.Regis
 		return nil, nil, 1
 	}
 	getCert := webhook.StaticCertificate(pair)
-	if err := reg.Register(&certFileExpiry{get: getCert, caFile: caFile}); err != nil {
+	if err := reg.Register(&certs.FileExpiry{GetCertificate: getCert, CAFile: caFile}); err != nil {
 		fmt.Fprintf(stderr, "agentgate serve: registering the certificate expiry metric: %v\n", err)
 		return nil, nil, 1
 	}
@@ -511,48 +512,4 @@ func certRotator(f *serveFlags, client kubernetes.Interface, reg prometheus.Regi
 		log.Warn("--cert-no-overlap: a CA rotation swaps the CA in one step, and admissions fail meanwhile", "event", "cert.no_overlap")
 	}
 	return rot, 0
-}
-
-// certFileExpiry exports agentgate_certificate_expiry_timestamp_seconds for certificates read from files
-// (--cert-dir, or the self-signed pair): cert="serving" for the certificate served now, cert="ca" for ca.crt
-// beside it when there is one. Read at every scrape, so a renewal by cert-manager shows at once.
-type certFileExpiry struct {
-	get    func(*tls.ClientHelloInfo) (*tls.Certificate, error)
-	caFile string
-}
-
-var certExpiryDesc = prometheus.NewDesc("agentgate_certificate_expiry_timestamp_seconds",
-	"NotAfter of the certificate this replica serves (serving) and of the CA that signed it (ca), as a Unix timestamp.",
-	[]string{"cert"}, nil)
-
-func (c *certFileExpiry) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiryDesc }
-
-func (c *certFileExpiry) Collect(ch chan<- prometheus.Metric) {
-	var leaf *x509.Certificate
-	if cert, err := c.get(nil); err == nil && cert != nil {
-		leaf = cert.Leaf
-		if leaf == nil && len(cert.Certificate) > 0 {
-			leaf, _ = x509.ParseCertificate(cert.Certificate[0])
-		}
-	}
-	if leaf != nil {
-		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()), "serving")
-	}
-	data, err := os.ReadFile(c.caFile)
-	if err != nil {
-		return
-	}
-	cas, err := certs.ParseCertificatesPEM(data)
-	if err != nil {
-		return
-	}
-	// The CA that signed the served certificate, when ca.crt holds several.
-	ca := cas[0]
-	for _, cand := range cas {
-		if leaf != nil && leaf.CheckSignatureFrom(cand) == nil {
-			ca = cand
-			break
-		}
-	}
-	ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(ca.NotAfter.Unix()), "ca")
 }
