@@ -3,7 +3,8 @@
 //
 // # Endpoints
 //
-// Over HTTPS (TLS 1.3 minimum by default, HTTP/2, optional client-certificate verification):
+// Over HTTPS (TLS 1.3 minimum by default, HTTP/1.1 — HTTP/2 only with Options.HTTP2 —, optional
+// client-certificate verification). The endpoints are listed once, in endpoints.go:
 //
 //   - POST /mutate: Pods at CREATE are hardened (policy.Set.Mutate); the answer is an RFC 6902 JSON patch
 //     computed by diff against request.object exactly as sent (policy.CreatePatch), or a plain allow when

@@ -37,9 +37,6 @@ import (
 // The guard decides from the request alone (the old and new objects and the requester), not from the policy
 // set in force, so it answers the same on every replica at every moment.
 
-// EndpointValidateGuard is the guard's endpoint name (its URL path without the slash).
-const EndpointValidateGuard = "validate-guard"
-
 // AgentNamespaceLabel marks agent namespaces: the webhook configurations select namespaces labelled
 // AgentNamespaceLabel=AgentNamespaceLabelValue.
 const (

@@ -23,13 +23,6 @@ import (
 	"agentgate.io/agentgate/policy"
 )
 
-// Endpoint names: the URL path without its slash, and the endpoint label of every metric.
-const (
-	EndpointMutate         = "mutate"
-	EndpointValidate       = "validate"
-	EndpointValidatePolicy = "validate-policy"
-)
-
 // Results, the result label of agentgate_admission_requests_total.
 const (
 	resultAllowed = "allowed"

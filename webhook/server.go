@@ -162,10 +162,9 @@ func New(opts Options) (*Server, error) {
 	s.store = newStore(s.log, m)
 
 	mux := http.NewServeMux()
-	mux.Handle("/"+EndpointMutate, s.serveReview(EndpointMutate, s.mutate))
-	mux.Handle("/"+EndpointValidate, s.serveReview(EndpointValidate, s.validate))
-	mux.Handle("/"+EndpointValidatePolicy, s.serveReview(EndpointValidatePolicy, s.validatePolicy))
-	mux.Handle("/"+EndpointValidateGuard, s.serveReview(EndpointValidateGuard, s.validateGuard))
+	for _, e := range endpoints {
+		mux.Handle("/"+e.name, s.serveReview(e.name, e.decide(s)))
+	}
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)
 	s.handler = s.recoverPanics(s.closeWhenDraining(mux))
@@ -398,14 +397,6 @@ func (s *Server) closeWhenDraining(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func endpointLabel(path string) string {
-	switch path {
-	case "/" + EndpointMutate, "/" + EndpointValidate, "/" + EndpointValidatePolicy, "/" + EndpointValidateGuard:
-		return path[1:]
-	}
-	return "other"
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
