@@ -195,8 +195,8 @@ func NewRotator(opts Options) (*Rotator, error) {
 			dnsNames:         opts.DNSNames,
 			ips:              opts.IPAddresses,
 		},
-		log:  opts.Logger,
-		kick: make(chan struct{}, 1),
+		log:    opts.Logger,
+		kick:   make(chan struct{}, 1),
 		expiry: newExpiryGauge(),
 	}
 	if r.log == nil {

@@ -1,14 +1,12 @@
 package certs
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +29,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"agentgate.io/agentgate/internal/testutil"
 )
 
 // fixture is one test's corner of the shared API server: its own namespace
@@ -202,21 +202,6 @@ func run(t *testing.T, r *Rotator) {
 	})
 }
 
-// eventually polls cond until it returns nil, failing with its last error.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	var err error
-	for time.Since(start) < timeout {
-		if err = cond(); err == nil {
-			return time.Since(start)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s: %v", what, timeout, err)
-	return 0
-}
-
 func servedLeaf(t *testing.T, r *Rotator) *x509.Certificate {
 	t.Helper()
 	c, err := r.GetCertificate(&tls.ClientHelloInfo{})
@@ -241,40 +226,17 @@ func fingerprints(bundle []byte) string {
 }
 
 // logBuffer collects the JSON log lines of one or more Rotators.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ testutil.LogBuffer }
 
 // rotated returns the cert.rotated events as "cert/stage", checking that each
 // carries a parseable notAfter.
 func (l *logBuffer) rotated(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	sc := bufio.NewScanner(strings.NewReader(l.String()))
-	for sc.Scan() {
-		var ev map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			t.Fatalf("log line is not JSON: %q: %v", sc.Text(), err)
-		}
-		if ev["msg"] != "cert.rotated" {
-			continue
-		}
+	for _, ev := range l.Events("cert.rotated") {
 		na, _ := ev["notAfter"].(string)
 		if _, err := time.Parse(time.RFC3339, na); err != nil {
-			t.Fatalf("cert.rotated without a valid notAfter: %s", sc.Text())
+			t.Fatalf("cert.rotated without a valid notAfter: %v", ev)
 		}
 		if ev["cert"] != "ca" && ev["cert"] != "serving" {
 			t.Fatalf("cert.rotated with cert=%v, want ca or serving", ev["cert"])
@@ -302,7 +264,7 @@ func TestRotatorFreshInstall(t *testing.T) {
 	opts.Registerer = reg
 	r := startRotator(t, opts)
 
-	took := eventually(t, 10*time.Second, "Ready", r.Ready)
+	took := testutil.Eventually(t, 10*time.Second, "Ready", r.Ready)
 	t.Logf("ready %s after Start", took.Round(time.Millisecond))
 
 	sec := f.secret(t)
@@ -380,7 +342,7 @@ func TestRotatorReadyWaitsForWebhookConfiguration(t *testing.T) {
 	}
 	// Bound by what the rotator reports, not by a sleep: from the first call on, Ready must never pass while
 	// the configuration is missing, and once its informers have synced it must name that configuration.
-	eventually(t, 10*time.Second, "Ready naming the missing ValidatingWebhookConfiguration", func() error {
+	testutil.Eventually(t, 10*time.Second, "Ready naming the missing ValidatingWebhookConfiguration", func() error {
 		err := r.Ready()
 		if err == nil {
 			t.Fatalf("Ready passed with the ValidatingWebhookConfiguration %s missing", f.vwc)
@@ -391,7 +353,7 @@ func TestRotatorReadyWaitsForWebhookConfiguration(t *testing.T) {
 		return nil
 	})
 	f.createValidating(t)
-	took := eventually(t, 5*time.Second, "Ready once the configuration exists", r.Ready)
+	took := testutil.Eventually(t, 5*time.Second, "Ready once the configuration exists", r.Ready)
 	t.Logf("configuration created later: injected and ready in %s", took.Round(time.Millisecond))
 	if err := f.allBundlesEqual(t, r.CABundle()); err != nil {
 		t.Fatal(err)
@@ -418,7 +380,7 @@ func TestRotatorReplicasAgreeOnOneCA(t *testing.T) {
 		run(t, r)
 	}
 	for i, r := range rs {
-		eventually(t, 10*time.Second, fmt.Sprintf("replica %d ready", i), r.Ready)
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("replica %d ready", i), r.Ready)
 	}
 	sec := f.secret(t)
 	ca := mustParse(t, sec.Data[SecretCACert])
@@ -451,13 +413,13 @@ func TestRotatorRenewsServingFromSameCA(t *testing.T) {
 	opts := f.options()
 	opts.ServingValidity = 4 * time.Second // renewal at ~2/3: after ~2.7s
 	a := startRotator(t, opts)
-	eventually(t, 10*time.Second, "Ready", a.Ready)
+	testutil.Eventually(t, 10*time.Second, "Ready", a.Ready)
 	b := startRotator(t, opts) // a second replica, to see it follow the Secret
-	eventually(t, 10*time.Second, "second replica Ready", b.Ready)
+	testutil.Eventually(t, 10*time.Second, "second replica Ready", b.Ready)
 
 	first := servedLeaf(t, a)
 	bundle := f.secret(t).Data[SecretCACert]
-	took := eventually(t, 10*time.Second, "serving certificate renewed", func() error {
+	took := testutil.Eventually(t, 10*time.Second, "serving certificate renewed", func() error {
 		if servedLeaf(t, a).Equal(first) {
 			return errors.New("still the first certificate")
 		}
@@ -476,7 +438,7 @@ func TestRotatorRenewsServingFromSameCA(t *testing.T) {
 	if err := f.allBundlesEqual(t, bundle); err != nil {
 		t.Fatalf("serving renewal changed the caBundle: %v", err)
 	}
-	eventually(t, 3*time.Second, "second replica serves the renewed certificate", func() error {
+	testutil.Eventually(t, 3*time.Second, "second replica serves the renewed certificate", func() error {
 		if !servedLeaf(t, b).Equal(servedLeaf(t, a)) {
 			return errors.New("replicas serve different certificates")
 		}
@@ -497,7 +459,7 @@ func TestRotatorRestoresOverwrittenCABundle(t *testing.T) {
 	// Far longer than the test: only the watch can restore the bundle in time.
 	opts.CheckInterval = time.Hour
 	r := startRotator(t, opts)
-	eventually(t, 10*time.Second, "Ready", r.Ready)
+	testutil.Eventually(t, 10*time.Second, "Ready", r.Ready)
 	want := r.CABundle()
 
 	intruder, err := GenerateCA("intruder", time.Hour, time.Now())
@@ -521,9 +483,9 @@ func TestRotatorRestoresOverwrittenCABundle(t *testing.T) {
 	if _, err := f.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, m, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	took := eventually(t, 5*time.Second, "caBundle restored", func() error { return f.allBundlesEqual(t, want) })
+	took := testutil.Eventually(t, 5*time.Second, "caBundle restored", func() error { return f.allBundlesEqual(t, want) })
 	t.Logf("overwritten caBundle restored in %s", took.Round(time.Millisecond))
-	eventually(t, 2*time.Second, "Ready again", r.Ready)
+	testutil.Eventually(t, 2*time.Second, "Ready again", r.Ready)
 }
 
 // trafficResult is what a client saw while certificates rotated.
@@ -655,7 +617,7 @@ func TestRotatorCARotationWithOverlap(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	r := startRotator(t, caRotationOptions(f))
-	eventually(t, 10*time.Second, "Ready", r.Ready)
+	testutil.Eventually(t, 10*time.Second, "Ready", r.Ready)
 	firstCA := mustParse(t, f.secret(t).Data[SecretCACert])
 	addr := serveTLS(t, r)
 
@@ -735,7 +697,7 @@ func TestRotatorCARotationWithoutOverlapFails(t *testing.T) {
 	opts.CAValidity = 8 * time.Second
 	opts.CALookahead = 4 * time.Second // the swap comes ~4s after start
 	r := startRotator(t, opts)
-	eventually(t, 10*time.Second, "Ready", r.Ready)
+	testutil.Eventually(t, 10*time.Second, "Ready", r.Ready)
 	addr := serveTLS(t, r)
 
 	var settled time.Time

@@ -219,7 +219,7 @@ func TestWebhookRecoversPanics(t *testing.T) {
 	if code != http.StatusInternalServerError {
 		t.Fatalf("HTTP %d: %s", code, raw)
 	}
-	if evs := ts.logs.events("http.panic"); len(evs) != 1 {
+	if evs := ts.logs.Events("http.panic"); len(evs) != 1 {
 		t.Errorf("http.panic events: %d", len(evs))
 	}
 	ts.healthy()

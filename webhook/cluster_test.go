@@ -9,18 +9,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
-)
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 10s: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+	"agentgate.io/agentgate/internal/testutil"
+)
 
 // ConfigMapSource through client-go's fake clientset: each policy ConfigMap is kept separately, an invalid
 // update keeps its last good version, a delete or a removed label takes it out, and the namespace informer
@@ -67,14 +58,14 @@ func TestWebhookConfigMapSource(t *testing.T) {
 	if _, err := cms.Update(ctx, warn, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the warn-mode update is served", func() bool { return ts.srv.Policies().Snapshot().Generation > gen })
+	testutil.EventuallyTrue(t, 10*time.Second, "the warn-mode update is served", func() bool { return ts.srv.Policies().Snapshot().Generation > gen })
 	requireAllowed(t, ts.answer("/validate", podReview(badPod("warned"))))
 
 	broken := policyConfigMap("agents", label, map[string]string{"policy.yaml": "apiVersion: agentgate.io/v1alpha1\nkind: AgentPolicy\nspec: {mode: maybe}\n"})
 	if _, err := cms.Update(ctx, broken, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "policy.rejected", func() bool { return len(ts.logs.events("policy.rejected")) > 0 })
+	testutil.EventuallyTrue(t, 10*time.Second, "policy.rejected", func() bool { return len(ts.logs.Events("policy.rejected")) > 0 })
 	requireAllowed(t, ts.answer("/validate", podReview(badPod("still-warned")))) // the last good (warn) policy
 	_, st := ts.readyStatus()
 	if !st.Ready || !strings.Contains(st.Policy.LastReloadError, key) || !strings.Contains(st.Policy.LastReloadError, "spec.mode") {
@@ -85,11 +76,11 @@ func TestWebhookConfigMapSource(t *testing.T) {
 	if _, err := cms.Create(ctx, noKey, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a ConfigMap without policy.yaml is rejected", func() bool { return len(ts.logs.events("policy.rejected")) > 1 })
+	testutil.EventuallyTrue(t, 10*time.Second, "a ConfigMap without policy.yaml is rejected", func() bool { return len(ts.logs.Events("policy.rejected")) > 1 })
 
 	if err := cms.Delete(ctx, "agents", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the deleted ConfigMap's policy is removed", func() bool { return ts.srv.Policies().Snapshot().Default })
+	testutil.EventuallyTrue(t, 10*time.Second, "the deleted ConfigMap's policy is removed", func() bool { return ts.srv.Policies().Snapshot().Default })
 	requireDenied(t, ts.answer("/validate", podReview(badPod("default-again"))), "spec.hostPID")
 }

@@ -158,7 +158,7 @@ func TestGuard(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := ts.metric("agentgate_guarded_changes_total")
-			beforeEvents := len(ts.logs.events("admission.guarded"))
+			beforeEvents := len(ts.logs.Events("admission.guarded"))
 			code, rev, raw := ts.post("/"+EndpointValidateGuard, asUser(t, c.review.body(t), "alice", c.groups...))
 			if code != http.StatusOK || rev == nil {
 				t.Fatalf("HTTP %d: %s", code, raw)
@@ -196,7 +196,7 @@ func TestGuard(t *testing.T) {
 				t.Logf("%s", st.Message)
 			}
 			counted := ts.metric("agentgate_guarded_changes_total") - before
-			events := ts.logs.events("admission.guarded")[beforeEvents:]
+			events := ts.logs.Events("admission.guarded")[beforeEvents:]
 			if c.change == "" {
 				if counted != 0 || len(events) != 0 {
 					t.Errorf("no guarded change, but %v counted and %d events logged", counted, len(events))

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,41 +24,9 @@ import (
 
 	"agentgate.io/agentgate/certs"
 	"agentgate.io/agentgate/internal/metricstest"
+	"agentgate.io/agentgate/internal/testutil"
 	"agentgate.io/agentgate/policy"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines and the test's reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// events returns the decoded log lines whose event field is name.
-func (b *syncBuffer) events(name string) []map[string]any {
-	var out []map[string]any
-	for _, line := range strings.Split(b.String(), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == name {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 type testServer struct {
 	t          *testing.T
@@ -69,7 +36,7 @@ type testServer struct {
 	client     *http.Client
 	roots      *x509.CertPool
 	caPEM      []byte
-	logs       *syncBuffer
+	logs       *testutil.LogBuffer
 }
 
 // startServer runs the real server on 127.0.0.1:0 over HTTPS with a fresh self-signed certificate, and a
@@ -100,7 +67,7 @@ func selfSigned(tb testing.TB) (tls.Certificate, *x509.CertPool, []byte) {
 func startServer(t *testing.T, opts Options) *testServer {
 	t.Helper()
 	pair, roots, caPEM := selfSigned(t)
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	opts.Addr = "127.0.0.1:0"
 	if opts.MetricsAddr == "" {
 		opts.MetricsAddr = "127.0.0.1:0"
@@ -154,23 +121,7 @@ func (ts *testServer) waitReady(plain bool) {
 	if plain {
 		url, client = strings.TrimSuffix(ts.metricsURL, "/metrics")+"/readyz", http.DefaultClient
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			if time.Now().After(deadline) {
-				ts.t.Fatalf("not ready: %s", body)
-			}
-		} else if time.Now().After(deadline) {
-			ts.t.Fatalf("not ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitHTTPOK(ts.t, client, url, 10*time.Second)
 }
 
 // post sends body to path and returns the HTTP status, the decoded review (nil if the answer is not one)

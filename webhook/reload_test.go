@@ -5,11 +5,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+
+	"agentgate.io/agentgate/internal/testutil"
 )
 
 // writeFile replaces path atomically, as editors and ConfigMap volumes do.
@@ -31,18 +34,9 @@ func sentinelDoc(t *testing.T, name string) []byte {
 // eventuallyLoaded waits for the policy.loaded event of the named policy.
 func eventuallyLoaded(t *testing.T, ts *testServer, name string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		for _, ev := range ts.logs.events("policy.loaded") {
-			if ev["policy"] == name {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("policy %s was not loaded within 5s", name)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.EventuallyTrue(t, 5*time.Second, "policy "+name+" loaded", func() bool {
+		return slices.ContainsFunc(ts.logs.Events("policy.loaded"), func(ev map[string]any) bool { return ev["policy"] == name })
+	})
 }
 
 // TestWebhookPolicyFileReload: a changed file is served within a second; an invalid one leaves the last good
@@ -67,17 +61,9 @@ func TestWebhookPolicyFileReload(t *testing.T) {
 	_, before := ts.readyStatus()
 
 	writeFile(t, path, policyDoc(t, `allow: ["registry.corp.example/agents/**"]`, `allow: ["registry.corp.example/agents/**", "docker.io/library/*"]`))
-	changed := time.Now()
-	for i := 1; ; i++ {
-		if verdict(i).Allowed {
-			t.Logf("new verdict served %s after the rewrite", time.Since(changed).Round(time.Millisecond))
-			break
-		}
-		if time.Since(changed) > time.Second {
-			t.Fatal("the rewritten policy file was not served within 1s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	i := 0
+	took := testutil.EventuallyTrue(t, time.Second, "the rewritten policy file served", func() bool { i++; return verdict(i).Allowed })
+	t.Logf("new verdict served %s after the rewrite", took.Round(time.Millisecond))
 	_, afterGood := ts.readyStatus()
 	if afterGood.Policy.Generation <= before.Policy.Generation {
 		t.Errorf("generation %d after a reload, was %d", afterGood.Policy.Generation, before.Policy.Generation)
@@ -85,14 +71,8 @@ func TestWebhookPolicyFileReload(t *testing.T) {
 
 	// An invalid rewrite: every field error logged, the last good policy kept.
 	writeFile(t, path, []byte(strings.NewReplacer("mode: enforce", "mode: sometimes", "windows: deny", "windows: maybe").Replace(string(policyDoc(t)))))
-	deadline := time.Now().Add(5 * time.Second)
-	for len(ts.logs.events("policy.rejected")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no policy.rejected event within 5s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	ev := ts.logs.events("policy.rejected")[0]
+	testutil.EventuallyTrue(t, 5*time.Second, "a policy.rejected event", func() bool { return len(ts.logs.Events("policy.rejected")) > 0 })
+	ev := ts.logs.Events("policy.rejected")[0]
 	errs, _ := ev["errors"].([]any)
 	joined := ""
 	for _, e := range errs {
@@ -127,7 +107,7 @@ func TestWebhookPolicyFileReload(t *testing.T) {
 		writeFile(t, sentinel, sentinelDoc(t, fmt.Sprintf("sentinel-%d", i)))
 		eventuallyLoaded(t, ts, fmt.Sprintf("sentinel-%d", i))
 	}
-	if n := len(ts.logs.events("policy.rejected")); n != 1 {
+	if n := len(ts.logs.Events("policy.rejected")); n != 1 {
 		t.Errorf("policy.rejected logged %d times for one bad version", n)
 	}
 
@@ -135,26 +115,14 @@ func TestWebhookPolicyFileReload(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for len(ts.logs.events("policy.rejected")) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no policy.rejected event for a deleted file within 5s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.EventuallyTrue(t, 5*time.Second, "a policy.rejected event for the deleted file", func() bool { return len(ts.logs.Events("policy.rejected")) >= 2 })
 	if !verdict(31).Allowed {
 		t.Error("after the file was deleted, the last good policy is no longer served")
 	}
 
 	// Fixed again: valid and in force.
 	writeFile(t, path, policyDoc(t))
-	deadline = time.Now().Add(5 * time.Second)
-	for verdict(32).Allowed {
-		if time.Now().After(deadline) {
-			t.Fatal("the restored policy was not served within 5s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.EventuallyTrue(t, 5*time.Second, "the restored policy served", func() bool { return !verdict(32).Allowed })
 	if got := ts.metric("agentgate_policy_source_valid", `source="`+source+`"`); got != 1 {
 		t.Errorf("agentgate_policy_source_valid = %v after the fix, want 1", got)
 	}

@@ -25,7 +25,7 @@ func TestWebhookValidateAllowsCompliantPod(t *testing.T) {
 	if len(resp.Warnings) > 0 {
 		t.Errorf("unexpected warnings: %v", resp.Warnings)
 	}
-	if evs := ts.logs.events("admission.allowed"); len(evs) != 1 || evs[0]["uid"] != "uid-good" || evs[0]["kind"] != "Pod" {
+	if evs := ts.logs.Events("admission.allowed"); len(evs) != 1 || evs[0]["uid"] != "uid-good" || evs[0]["kind"] != "Pod" {
 		t.Errorf("admission.allowed events: %v", evs)
 	}
 	if got := ts.metric("agentgate_admission_requests_total", `endpoint="validate"`, `kind="Pod"`, `operation="CREATE"`, `result="allowed"`); got != 1 {
@@ -68,7 +68,7 @@ func TestWebhookValidateDeniesWithEveryFieldPath(t *testing.T) {
 			t.Errorf("cause without type or message: %+v", c)
 		}
 	}
-	evs := ts.logs.events("admission.denied")
+	evs := ts.logs.Events("admission.denied")
 	if len(evs) != 1 {
 		t.Fatalf("admission.denied events: %d", len(evs))
 	}
@@ -104,7 +104,7 @@ func TestWebhookWarnMode(t *testing.T) {
 			t.Errorf("no warning for %s", f)
 		}
 	}
-	if evs := ts.logs.events("admission.warned"); len(evs) != 1 {
+	if evs := ts.logs.Events("admission.warned"); len(evs) != 1 {
 		t.Errorf("admission.warned events: %d", len(evs))
 	}
 	if got := ts.metric("agentgate_admission_requests_total", `result="warned"`); got != 1 {
@@ -119,7 +119,7 @@ func TestWebhookAuditMode(t *testing.T) {
 	if len(resp.Warnings) > 0 {
 		t.Errorf("audit mode must not warn the client: %v", resp.Warnings)
 	}
-	evs := ts.logs.events("admission.allowed")
+	evs := ts.logs.Events("admission.allowed")
 	if len(evs) != 1 {
 		t.Fatalf("admission.allowed events: %d\n%s", len(evs), ts.logs.String())
 	}
@@ -148,7 +148,7 @@ func TestWebhookExemptNamespace(t *testing.T) {
 	p.Namespace = "kube-system"
 	resp := ts.answer("/validate", podReview(p))
 	requireAllowed(t, resp)
-	evs := ts.logs.events("admission.exempted")
+	evs := ts.logs.Events("admission.exempted")
 	if len(evs) != 1 || evs[0]["reason"] != "namespace" || evs[0]["policy"] != "agents" || evs[0]["namespace"] != "kube-system" {
 		t.Errorf("admission.exempted events: %v", evs)
 	}
@@ -185,7 +185,7 @@ func TestWebhookMutateThenValidate(t *testing.T) {
 	if err := json.Unmarshal(mutated, &hardened); err != nil {
 		t.Fatal(err)
 	}
-	if evs := ts.logs.events("admission.mutated"); len(evs) != 1 {
+	if evs := ts.logs.Events("admission.mutated"); len(evs) != 1 {
 		t.Errorf("admission.mutated events: %d", len(evs))
 	}
 

@@ -13,38 +13,21 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"agentgate.io/agentgate/certs"
+	"agentgate.io/agentgate/internal/testutil"
 	"agentgate.io/agentgate/policy"
 	"agentgate.io/agentgate/webhook"
 )
 
-type serveOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *serveOutput) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *serveOutput) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type runningServe struct {
 	srv    *webhook.Server
-	stdout *serveOutput
-	stderr *serveOutput
+	stdout *testutil.LogBuffer
+	stderr *testutil.LogBuffer
 	cancel context.CancelFunc
 	code   chan int
 }
@@ -53,7 +36,7 @@ type runningServe struct {
 func startServe(t *testing.T, args ...string) *runningServe {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningServe{stdout: &serveOutput{}, stderr: &serveOutput{}, cancel: cancel, code: make(chan int, 1)}
+	r := &runningServe{stdout: &testutil.LogBuffer{}, stderr: &testutil.LogBuffer{}, cancel: cancel, code: make(chan int, 1)}
 	started := make(chan *webhook.Server, 1)
 	go func() {
 		r.code <- serve(ctx, args, r.stdout, r.stderr, func(s *webhook.Server) { started <- s })
@@ -108,23 +91,7 @@ func serveClient(t *testing.T, caFile string) *http.Client {
 
 func waitServeReady(t *testing.T, c *http.Client, url string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := c.Get(url + "/readyz")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("not ready: %s", body)
-			}
-		} else if time.Now().After(deadline) {
-			t.Fatalf("not ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitHTTPOK(t, c, url+"/readyz", 20*time.Second)
 }
 
 func servePost(t *testing.T, c *http.Client, url string, body []byte) *admissionv1.AdmissionResponse {
