@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"agentgate.io/agentgate/certs"
+	"agentgate.io/agentgate/internal/testutil"
 )
 
 func faultsEnv[T any](t *testing.T, name string, def T, parse func(string) (T, error)) T {
@@ -474,14 +475,7 @@ func (s *faultServer) tail(n int) string {
 
 func (s *faultServer) events(name string) []map[string]any {
 	data, _ := os.ReadFile(s.logPath)
-	var out []map[string]any
-	for _, line := range bytes.Split(data, []byte("\n")) {
-		var m map[string]any
-		if json.Unmarshal(line, &m) == nil && m["event"] == name {
-			out = append(out, m)
-		}
-	}
-	return out
+	return testutil.Events(data, name)
 }
 
 // faultProxy is the one address: each new connection goes to the next backend whose /readyz answers 200 (polled
