@@ -1,101 +1,16 @@
 package certs
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
-	"runtime"
-	"sync"
 	"testing"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"agentgate.io/agentgate/internal/testutil"
 )
 
-// One real API server (and etcd) for the whole package, started by the first
-// test that needs it: starting costs seconds, and every test works in its own
-// namespace and webhook configurations anyway.
-var (
-	envOnce sync.Once
-	env     *envtest.Environment
-	envCfg  *rest.Config
-	envErr  error
-)
-
+// The package's tests share one real API server (testutil.APIServer), started by the first test that needs
+// it; every test works in its own namespace and webhook configurations.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if env != nil {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
-		}
-	}
+	testutil.StopAPIServer()
 	os.Exit(code)
-}
-
-// assetsDir finds kube-apiserver and etcd: KUBEBUILDER_ASSETS if set, else the
-// project's bin/ (or e2e/bin/, where e2e/controlplane/build.sh puts them by
-// default), found relative to this file so that `go test` works from any
-// directory.
-func assetsDir() (string, error) {
-	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
-		return d, checkAssets(d)
-	}
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", fmt.Errorf("cannot locate the test source to find ../bin")
-	}
-	root := filepath.Join(filepath.Dir(file), "..")
-	var tried []string
-	for _, d := range []string{filepath.Join(root, "bin"), filepath.Join(root, "e2e", "bin")} {
-		if checkAssets(d) == nil {
-			return d, nil
-		}
-		tried = append(tried, d)
-	}
-	return "", fmt.Errorf("no kube-apiserver and etcd in %v: run `make test` (or e2e/controlplane/build.sh) to build them, or set KUBEBUILDER_ASSETS", tried)
-}
-
-func checkAssets(dir string) error {
-	for _, b := range []string{"kube-apiserver", "etcd"} {
-		fi, err := os.Stat(filepath.Join(dir, b))
-		if err != nil {
-			return fmt.Errorf("control-plane binary missing: %w", err)
-		}
-		if fi.Mode()&0o111 == 0 {
-			return fmt.Errorf("control-plane binary %s is not executable", filepath.Join(dir, b))
-		}
-	}
-	return nil
-}
-
-// kube returns a client of the package's real API server, starting it on first
-// use. It fails the test, never skips it: a test that silently does not run
-// proves nothing.
-func kube(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	envOnce.Do(func() {
-		dir, err := assetsDir()
-		if err != nil {
-			envErr = err
-			return
-		}
-		e := &envtest.Environment{BinaryAssetsDirectory: dir}
-		envCfg, envErr = e.Start()
-		if envErr == nil {
-			env = e
-		}
-	})
-	if envErr != nil {
-		t.Fatalf("real API server (envtest) unavailable: %v", envErr)
-	}
-	cfg := rest.CopyConfig(envCfg)
-	// Several Rotators and a polling client per test exceed client-go's
-	// default 5 requests/s and would measure the rate limiter, not the code.
-	cfg.QPS, cfg.Burst = 500, 1000
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	return cs
 }

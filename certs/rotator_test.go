@@ -48,7 +48,7 @@ var nonDNS = regexp.MustCompile(`[^a-z0-9]+`)
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	cs := kube(t)
+	cs := testutil.Kube(t)
 	base := strings.Trim(nonDNS.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
 	if len(base) > 40 {
 		base = base[:40]
