@@ -241,7 +241,7 @@ func badPod() *corev1.Pod {
 		c.SecurityContext.ReadOnlyRootFilesystem = ptrTo(false)
 		c.SecurityContext.RunAsUser = ptrTo(int64(0))
 		c.SecurityContext.Capabilities.Add = []corev1.Capability{"SYS_ADMIN"}
-		c.Args = []string{"sh", "-c", "rm -rf / ; reboot"}
+		c.Command, c.Args = []string{"sh", "-c", "rm -rf / ; reboot"}, nil
 		c.Env = append(c.Env, corev1.EnvVar{Name: "DB_PASSWORD", Value: "hunter2"})
 	}
 	return pod

@@ -50,8 +50,7 @@ type Policy struct {
 	allow, deny     []glob
 	denyTags        map[string]bool
 	allowedCaps     map[corev1.Capability]bool
-	blocked         []blockedCommand
-	allowedExec     map[string]bool
+	commands        *commandRules
 	maxResources    map[corev1.ResourceName]resource.Quantity
 }
 
@@ -291,26 +290,8 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 		}
 	}
 
-	cmp := sp.Child("commands")
-	for i, b := range s.Commands.Blocked {
-		toks := strings.Fields(b)
-		if len(toks) == 0 {
-			errs = append(errs, field.Required(cmp.Child("blocked").Index(i), "an empty blocked command would match nothing"))
-			continue
-		}
-		norm := make([]string, len(toks))
-		for j, t := range toks {
-			norm[j] = normToken(t)
-		}
-		p.blocked = append(p.blocked, blockedCommand{tokens: norm, source: b})
-	}
-	p.allowedExec = map[string]bool{}
-	for i, a := range s.Commands.Allowed {
-		if strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \t") {
-			errs = append(errs, field.Invalid(cmp.Child("allowed").Index(i), a, "an executable name or absolute path without arguments"))
-		}
-		p.allowedExec[a] = true
-	}
+	p.commands, e = compileCommands(s.Commands, sp.Child("commands"))
+	errs = append(errs, e...)
 	return p, errs
 }
 
