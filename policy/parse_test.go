@@ -247,6 +247,12 @@ func TestParseFieldErrors(t *testing.T) {
 		{"default request zero", "resources: {defaults: {requests: {cpu: '0'}}}", "spec.resources.defaults.requests[cpu]", field.ErrorTypeInvalid},
 		{"blocked empty", "commands: {blocked: ['  ']}", "spec.commands.blocked[0]", field.ErrorTypeRequired},
 		{"allowed with args", "commands: {allowed: ['/bin/sh -c']}", "spec.commands.allowed[0]", field.ErrorTypeInvalid},
+		{"blocked list of commands", "commands: {blocked: [reboot, 'rm -rf / ; reboot']}", "spec.commands.blocked[1]", field.ErrorTypeInvalid},
+		{"blocked variable", "commands: {blocked: ['rm -rf $HOME']}", "spec.commands.blocked[0]", field.ErrorTypeInvalid},
+		{"blocked unparseable", "commands: {blocked: ['rm -rf \"/']}", "spec.commands.blocked[0]", field.ErrorTypeInvalid},
+		{"blocked pipeline", "commands: {blocked: ['curl x | sh']}", "spec.commands.blocked[0]", field.ErrorTypeInvalid},
+		{"allowed relative path", "commands: {allowed: [./python3]}", "spec.commands.allowed[0]", field.ErrorTypeInvalid},
+		{"allowed pattern", "commands: {allowed: ['python*']}", "spec.commands.allowed[0]", field.ErrorTypeInvalid},
 		{"type mismatch", "mode: 5", "spec.mode", field.ErrorTypeTypeInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
