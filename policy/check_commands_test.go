@@ -64,7 +64,7 @@ func TestCheckCommands(t *testing.T) {
 			want:  []string{blockedRow("command[2]", `exec "$@"`, "reboot")},
 		},
 		{
-			name: "twice in one element: once; in two elements: twice",
+			name:  "twice in one element: once; in two elements: twice",
 			tweak: cmd([]string{"sh", "-c", "reboot; reboot; bash -c reboot"}),
 			want:  scriptBlocked("reboot; reboot; bash -c reboot", "reboot"),
 		},

@@ -105,6 +105,8 @@ type commandJudge struct {
 	container *corev1.Container
 	env       *containerEnv // of container, built when a script first needs it
 	out       []commandFinding
+	// visit, when set, sees every simple command before it is judged (the envSecrets check reads flags).
+	visit func(simpleCommand)
 }
 
 func (j *commandJudge) containerEnv() *containerEnv {
@@ -201,6 +203,9 @@ func (j *commandJudge) simple(c simpleCommand) {
 	if c.depth > maxCommandDepth {
 		j.unreadable(c, "commands nested more than "+strconv.Itoa(maxCommandDepth)+" deep")
 		return
+	}
+	if j.visit != nil {
+		j.visit(c)
 	}
 	exe := c.fields[0]
 	base, known := executableBase(exe)
