@@ -489,4 +489,3 @@ func slicesContains(s []string, v string) bool {
 	}
 	return false
 }
-

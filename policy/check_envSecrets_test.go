@@ -79,7 +79,9 @@ func TestEnvSecretsBypasses(t *testing.T) {
 		return checkCase{name: name, tweak: cmdTweak(command),
 			want: []string{"spec.containers[0]." + field + " | " + kind + " (" + runes(secret) + " characters) | " + argSecretAllowed}}
 	}
-	admitted := func(name string, tweak func(*corev1.Pod)) checkCase { return checkCase{name: "admitted: " + name, tweak: tweak} }
+	admitted := func(name string, tweak func(*corev1.Pod)) checkCase {
+		return checkCase{name: "admitted: " + name, tweak: tweak}
+	}
 	const pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n"
 	cases := []checkCase{
 		// The names.

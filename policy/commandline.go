@@ -45,6 +45,10 @@ const (
 	runTimeMark = "\uE000"
 )
 
+// maxSimpleCommands bounds the work on one command line (wrappers read two ways, find's roots, braces):
+// past it the command line is judged unreadable, never admitted unjudged.
+const maxSimpleCommands = 2000
+
 // maxCommandDepth bounds nesting (sh -c 'eval "sh -c …"'); deeper is judged unreadable, never skipped.
 const maxCommandDepth = 12
 
@@ -107,6 +111,8 @@ type commandJudge struct {
 	out       []commandFinding
 	// visit, when set, sees every simple command before it is judged (the envSecrets check reads flags).
 	visit func(simpleCommand)
+	judged    int  // simple commands so far
+	exhausted bool // maxSimpleCommands reached: stop
 }
 
 func (j *commandJudge) containerEnv() *containerEnv {
@@ -202,6 +208,14 @@ func (j *commandJudge) simple(c simpleCommand) {
 	}
 	if c.depth > maxCommandDepth {
 		j.unreadable(c, "commands nested more than "+strconv.Itoa(maxCommandDepth)+" deep")
+		return
+	}
+	if j.exhausted {
+		return
+	}
+	if j.judged++; j.judged > maxSimpleCommands {
+		j.exhausted = true
+		j.unreadable(c, "more than "+strconv.Itoa(maxSimpleCommands)+" commands to judge")
 		return
 	}
 	if j.visit != nil {
@@ -406,6 +420,9 @@ func (j *commandJudge) script(src string, elem int, positional []string, knownPo
 		j.unreadable(at, "commands nested more than "+strconv.Itoa(maxCommandDepth)+" deep")
 		return
 	}
+	if j.exhausted {
+		return
+	}
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(src), "")
 	if err != nil {
 		j.unreadable(at, "not a shell script agentgate can parse: "+err.Error())
@@ -484,11 +501,15 @@ func sourceOf(src string, n syntax.Node) string {
 	return src[start:end]
 }
 
-// expandWords expands words into fields as the shell would; a word that cannot be expanded statically is
-// one run-time value.
+// expandWords expands words into fields as the shell would; a word that cannot be expanded statically, or
+// whose brace expansion would be large ({1..99999999}, {a,b}{a,b}…), is one run-time value.
 func expandWords(cfg *expand.Config, words []*syntax.Word) []string {
 	out := make([]string, 0, len(words))
 	for _, w := range words {
+		if largeBraces(w) {
+			out = append(out, runTimeMark)
+			continue
+		}
 		fs, err := expand.Fields(cfg, w)
 		if err != nil {
 			out = append(out, runTimeMark)
@@ -497,6 +518,19 @@ func expandWords(cfg *expand.Config, words []*syntax.Word) []string {
 		out = append(out, fs...)
 	}
 	return out
+}
+
+func largeBraces(w *syntax.Word) bool {
+	braces := 0
+	for _, p := range w.Parts {
+		if l, ok := p.(*syntax.Lit); ok {
+			if strings.Contains(l.Value, "..") && strings.Contains(l.Value, "{") {
+				return true
+			}
+			braces += strings.Count(l.Value, "{")
+		}
+	}
+	return braces > 6
 }
 
 func expandDocument(cfg *expand.Config, w *syntax.Word) string {
