@@ -110,7 +110,7 @@ type commandJudge struct {
 	env       *containerEnv // of container, built when a script first needs it
 	out       []commandFinding
 	// visit, when set, sees every simple command before it is judged (the envSecrets check reads flags).
-	visit func(simpleCommand)
+	visit     func(simpleCommand)
 	judged    int  // simple commands so far
 	exhausted bool // maxSimpleCommands reached: stop
 }
