@@ -183,7 +183,7 @@ func urlPassword(s string) string {
 			return ""
 		}
 		rest := s[i+3:]
-		end := strings.IndexAny(rest, "/?# \t\n\"'")
+		end := indexAnyByte(rest, urlAuthorityEnd)
 		if end < 0 {
 			end = len(rest)
 		}
@@ -217,7 +217,10 @@ func authorizationCredential(s string) string {
 
 // pemPrivateKey: a value that starts as a PEM private key block (RSA, EC, OPENSSH, ENCRYPTED, PGP …).
 func pemPrivateKey(s string) string {
-	t := strings.TrimLeft(s, " \t\r\n\"'")
+	t := s
+	for t != "" && (t[0] == ' ' || t[0] == '\t' || t[0] == '\r' || t[0] == '\n' || t[0] == '"' || t[0] == '\'') {
+		t = t[1:]
+	}
 	if strings.HasPrefix(t, "-----BEGIN ") && strings.Contains(t[:min(len(t), 64)], "PRIVATE KEY") {
 		return t
 	}
@@ -226,17 +229,19 @@ func pemPrivateKey(s string) string {
 
 // knownTokenPrefixes: formats whose prefix says "this is a credential", long enough not to be a word.
 var knownTokenPrefixes = []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "xoxa-", "xapp-",
-	"sk_live_", "rk_live_", "sk-ant-", "npm_", "hf_", "AKIA"}
+	"sk_live_", "rk_live_", "sk-ant-", "npm_", "hf_"}
 
 func knownToken(s string) string {
-	if len(s) < 20 || strings.ContainsAny(s, " \t\n") {
+	if len(s) < 20 {
+		return ""
+	}
+	switch s[0] { // the first letters of knownTokenPrefixes: most values stop here
+	case 'g', 'x', 's', 'r', 'n', 'h':
+	default:
 		return ""
 	}
 	for _, p := range knownTokenPrefixes {
-		if strings.HasPrefix(s, p) {
-			if p == "AKIA" { // an AWS access key ID is an identifier, not the secret
-				return ""
-			}
+		if strings.HasPrefix(s, p) && !strings.ContainsAny(s, " \t\n") {
 			return p
 		}
 	}
@@ -251,10 +256,10 @@ func secretPair(s string) (key, value string) {
 		if eq < 0 {
 			return "", ""
 		}
-		start := strings.LastIndexAny(s[:eq], " \t\n;&?,") + 1
+		start := lastIndexAnyByte(s[:eq], pairStart) + 1
 		k := strings.TrimLeft(s[start:eq], "-")
 		rest := s[eq+1:]
-		end := strings.IndexAny(rest, " \t\n;&,")
+		end := indexAnyByte(rest, pairEnd)
 		if end < 0 {
 			end = len(rest)
 		}
@@ -265,6 +270,41 @@ func secretPair(s string) (key, value string) {
 		s = rest
 	}
 	return "", ""
+}
+
+// byteSet replaces strings.IndexAny's per-call set for the few fixed sets used on every env value.
+type byteSet [256]bool
+
+func newByteSet(chars string) *byteSet {
+	var b byteSet
+	for i := 0; i < len(chars); i++ {
+		b[chars[i]] = true
+	}
+	return &b
+}
+
+var (
+	urlAuthorityEnd = newByteSet("/?# \t\n\"'")
+	pairStart       = newByteSet(" \t\n;&?,")
+	pairEnd         = newByteSet(" \t\n;&,")
+)
+
+func indexAnyByte(s string, set *byteSet) int {
+	for i := 0; i < len(s); i++ {
+		if set[s[i]] {
+			return i
+		}
+	}
+	return -1
+}
+
+func lastIndexAnyByte(s string, set *byteSet) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if set[s[i]] {
+			return i
+		}
+	}
+	return -1
 }
 
 func looksLikePath(v string) bool {
@@ -301,48 +341,160 @@ func isLiteralSecret(v string, weak bool) bool {
 
 // Name words. Compared in any case.
 var (
-	secretWords = set(`PASSWORD PASSWD PASS PASSPHRASE PASSCODE SECRET SECRETS TOKEN TOKENS APIKEY PRIVATEKEY
-		CREDENTIAL CREDENTIALS CREDS CRED BEARER AUTHORIZATION`)
-	secretSuffixes    = []string{"PASSWORD", "PASSWD", "PASSPHRASE", "TOKEN", "SECRET", "APIKEY", "PRIVATEKEY", "CREDENTIALS"}
-	keyQualifiers     = set("API PRIVATE ACCESS SECRET SIGNING ENCRYPTION CLIENT MASTER")
 	harmlessLastWords = set(`FILE FILES PATH DIR DIRECTORY URL URI ENDPOINT HOST HOSTNAME PORT ID IDS NAME NAMES TYPE MODE
 		METHOD ENABLED DISABLED ENABLE DISABLE REQUIRED LENGTH LEN SIZE TTL EXPIRY EXPIRES EXPIRATION TIMEOUT FORMAT
 		VERSION PROVIDER DOMAIN REALM ISSUER AUDIENCE SCOPE SCOPES REF NAMESPACE LOCATION MOUNT STDIN PROMPT HEADER
 		KIND ALGORITHM ALG ROTATION INTERVAL COUNT LIMIT PREFIX SUFFIX FIELD KEYRING`)
 	switchFirstWords = set("NO SKIP DISABLE ENABLE USE REQUIRE ASK")
+	keyQualifiers    = set("API PRIVATE ACCESS SECRET SIGNING ENCRYPTION CLIENT MASTER")
+	secretSuffixes   = []string{"PASSWORD", "PASSWD", "PASSPHRASE", "TOKEN", "SECRET", "APIKEY", "PRIVATEKEY", "CREDENTIALS"}
 )
+
+type wordClass uint8
+
+const (
+	wordPlain wordClass = iota
+	wordSecret
+	wordAuth
+	wordKey
+	wordPWD
+)
+
+// classify sorts one name word without allocating: most words of most names are plain, decided by length
+// and one comparison.
+func classify(w string) wordClass {
+	is := func(words ...string) bool {
+		for _, x := range words {
+			if strings.EqualFold(w, x) {
+				return true
+			}
+		}
+		return false
+	}
+	switch len(w) {
+	case 3:
+		switch {
+		case is("KEY"):
+			return wordKey
+		case is("PWD"):
+			return wordPWD
+		}
+	case 4:
+		switch {
+		case is("PASS", "CRED"):
+			return wordSecret
+		case is("AUTH"):
+			return wordAuth
+		}
+	case 5:
+		if is("TOKEN", "CREDS") {
+			return wordSecret
+		}
+	case 6:
+		if is("SECRET", "PASSWD", "TOKENS", "BEARER", "APIKEY") {
+			return wordSecret
+		}
+	case 7:
+		if is("SECRETS") {
+			return wordSecret
+		}
+	case 8:
+		if is("PASSWORD", "PASSCODE") {
+			return wordSecret
+		}
+	case 10:
+		if is("PASSPHRASE", "PRIVATEKEY", "CREDENTIAL") {
+			return wordSecret
+		}
+	case 11:
+		if is("CREDENTIALS") {
+			return wordSecret
+		}
+	case 13:
+		if is("AUTHORIZATION") {
+			return wordSecret
+		}
+	}
+	if len(w) > 5 {
+		for _, suf := range secretSuffixes {
+			if len(w) > len(suf) && w[len(w)-1]|0x20 == suf[len(suf)-1]|0x20 && strings.EqualFold(w[len(w)-len(suf):], suf) {
+				return wordSecret // glued: MYAPIKEY, DBPASSWORD
+			}
+		}
+	}
+	return wordPlain
+}
 
 // secretLikeName reports whether a variable or flag name names a secret (see the check's head comment); weak
 // when only AUTH says so.
 func secretLikeName(name string) (secret, weak bool) {
+	if !mayNameSecret(name) {
+		return false, false
+	}
 	var buf [16]string
 	words := nameWords(name, buf[:0])
 	n := len(words)
-	if n == 0 {
+	secret, auth := false, false
+	for i, w := range words {
+		switch classify(w) {
+		case wordSecret:
+			secret = true
+		case wordPWD:
+			secret = secret || n > 1
+		case wordAuth:
+			auth = true
+		case wordKey:
+			secret = secret || n > 1 && (i == n-1 || i > 0 && inSetFold(keyQualifiers, words[i-1]))
+		}
+	}
+	if !secret && !auth {
 		return false, false
 	}
 	if n > 1 && (inSetFold(harmlessLastWords, words[n-1]) || inSetFold(switchFirstWords, words[0])) {
 		return false, false
 	}
-	auth := false
-	for i, w := range words {
-		switch {
-		case inSetFold(secretWords, w):
-			return true, false
-		case strings.EqualFold(w, "PWD") && n > 1:
-			return true, false
-		case strings.EqualFold(w, "AUTH"):
-			auth = true
-		case strings.EqualFold(w, "KEY") && n > 1 && (i == n-1 || i > 0 && inSetFold(keyQualifiers, words[i-1])):
-			return true, false
-		}
-		for _, suf := range secretSuffixes {
-			if len(w) > len(suf) && strings.EqualFold(w[len(w)-len(suf):], suf) {
-				return true, false
+	return true, !secret
+}
+
+// mayNameSecret is secretLikeName's fast rejection, one pass over the name: every secret word contains PASS,
+// PWD, SECRET, TOKEN, KEY, CRED, BEARER or AUTH.
+func mayNameSecret(s string) bool {
+	has := func(i int, upper string) bool {
+		return i+len(upper) <= len(s) && strings.EqualFold(s[i:i+len(upper)], upper)
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] | 0x20 {
+		case 'p':
+			if has(i, "PASS") || has(i, "PWD") {
+				return true
+			}
+		case 's':
+			if has(i, "SECRET") {
+				return true
+			}
+		case 't':
+			if has(i, "TOKEN") {
+				return true
+			}
+		case 'k':
+			if has(i, "KEY") {
+				return true
+			}
+		case 'c':
+			if has(i, "CRED") {
+				return true
+			}
+		case 'b':
+			if has(i, "BEARER") {
+				return true
+			}
+		case 'a':
+			if has(i, "AUTH") {
+				return true
 			}
 		}
 	}
-	return auth, auth
+	return false
 }
 
 // nameWords splits at _ - . and at lower-to-upper case changes (dbPassword), without allocating.
