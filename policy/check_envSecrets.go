@@ -31,8 +31,9 @@ import (
 //     (SIGNING_KEY). Not when the last of several words names something about the secret rather than the
 //     secret: FILE, PATH, DIR, URL, ENDPOINT, HOST, PORT, ID, NAME, TYPE, MODE, ENABLED, LENGTH, TTL, … (see
 //     harmlessLastWords: TOKEN_PATH, PASSWORD_FILE, KEY_ID, AUTH_URL), or when it starts with NO, SKIP,
-//     DISABLE, ENABLE, USE, REQUIRE (a switch). AUTH alone is a mode more often than a secret: its value
-//     counts only when it is not one plain word (AUTH=basic passes, AUTH=user:pass does not).
+//     DISABLE, ENABLE, USE, REQUIRE (a switch). AUTH alone is a mode more often than a secret, and SECRET after
+//     CERT, TLS, CA, PULL, IMAGE, REGISTRY, … names a Kubernetes Secret: their value counts only when it is not
+//     one lowercase word or object name (AUTH=basic and --cert-secret agentgate-tls pass, AUTH=user:pass does not).
 //   - any env value, command or args element, whatever the name: no URL with a password in its user info
 //     (postgres://u:p@h/db), no Authorization header with a credential, no PEM private key, no token in a
 //     well-known format (ghp_…, glpat-…, xoxb-…, sk_live_…), no key=value pair whose key is secret-like
@@ -328,9 +329,9 @@ func isLiteralSecret(v string, weak bool) bool {
 	case "true", "false", "yes", "no", "none", "null", "on", "off", "enabled", "disabled":
 		return false
 	}
-	if weak {
+	if weak { // one lowercase word or object name ("basic", "agentgate-tls") is a mode or a name
 		for i := 0; i < len(t); i++ {
-			if c := t[i] | 0x20; c < 'a' || c > 'z' {
+			if c := t[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
 				return true
 			}
 		}
@@ -347,6 +348,8 @@ var (
 		KIND ALGORITHM ALG ROTATION INTERVAL COUNT LIMIT PREFIX SUFFIX FIELD KEYRING`)
 	switchFirstWords = set("NO SKIP DISABLE ENABLE USE REQUIRE ASK")
 	keyQualifiers    = set("API PRIVATE ACCESS SECRET SIGNING ENCRYPTION CLIENT MASTER")
+	// secretObjects: SECRET after these names a Kubernetes Secret (--cert-secret agentgate-tls), not a secret.
+	secretObjects = set("CERT CERTS TLS SSL CA PULL IMAGE REGISTRY WEBHOOK KUBE K8S KUBERNETES")
 	secretSuffixes   = []string{"PASSWORD", "PASSWD", "PASSPHRASE", "TOKEN", "SECRET", "APIKEY", "PRIVATEKEY", "CREDENTIALS"}
 )
 
@@ -438,6 +441,10 @@ func secretLikeName(name string) (secret, weak bool) {
 	for i, w := range words {
 		switch classify(w) {
 		case wordSecret:
+			if i > 0 && inSetFold(secretObjects, words[i-1]) && (strings.EqualFold(w, "SECRET") || strings.EqualFold(w, "SECRETS")) {
+				auth = true // weak: a value shaped like an object name names the Secret
+				continue
+			}
 			secret = true
 		case wordPWD:
 			secret = secret || n > 1

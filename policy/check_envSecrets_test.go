@@ -144,6 +144,9 @@ func TestEnvSecretsBypasses(t *testing.T) {
 		admitted("mysql --password then a database", cmdTweak([]string{"mysql", "--password", "app"})),
 		admitted("curl -H Authorization from env", cmdTweak([]string{"sh", "-c", `curl -H "Authorization: Bearer $TOKEN" https://x`})),
 		admitted("ps -p", cmdTweak([]string{"ps", "-p", "1"})),
+		admitted("--cert-secret names a Secret", cmdTweak([]string{"/agentgate", "serve", "--cert-secret", "agentgate-tls"})),
+		admitted("TLS_SECRET names a Secret", env("TLS_SECRET", "agentgate-tls")),
+		argv("--cert-secret with a credential", []string{"/agentgate", "--cert-secret", "Xk9$2!pQ"}, "command[2]", "a literal value for \"--cert-secret\"", "Xk9$2!pQ"),
 	}
 	n := 0
 	for _, c := range cases {
