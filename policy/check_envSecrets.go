@@ -349,8 +349,8 @@ var (
 	switchFirstWords = set("NO SKIP DISABLE ENABLE USE REQUIRE ASK")
 	keyQualifiers    = set("API PRIVATE ACCESS SECRET SIGNING ENCRYPTION CLIENT MASTER")
 	// secretObjects: SECRET after these names a Kubernetes Secret (--cert-secret agentgate-tls), not a secret.
-	secretObjects = set("CERT CERTS TLS SSL CA PULL IMAGE REGISTRY WEBHOOK KUBE K8S KUBERNETES")
-	secretSuffixes   = []string{"PASSWORD", "PASSWD", "PASSPHRASE", "TOKEN", "SECRET", "APIKEY", "PRIVATEKEY", "CREDENTIALS"}
+	secretObjects  = set("CERT CERTS TLS SSL CA PULL IMAGE REGISTRY WEBHOOK KUBE K8S KUBERNETES")
+	secretSuffixes = []string{"PASSWORD", "PASSWD", "PASSPHRASE", "TOKEN", "SECRET", "APIKEY", "PRIVATEKEY", "CREDENTIALS"}
 )
 
 type wordClass uint8
