@@ -37,14 +37,18 @@ run: build ## serve the webhook on $(ADDR) with the embedded default policy and 
 controlplane: ## build kube-apiserver, etcd and kubectl into bin/ (minutes once, seconds after)
 	BIN=$(BIN) e2e/controlplane/build.sh
 
+.PHONY: tools
+tools: ## build helm and promtool into bin/ from the Go module proxy, each in its own module under tools/ (minutes once, seconds after)
+	BIN=$(BIN) tools/build.sh
+
 .PHONY: lint
 lint: ## go vet, gofmt, shell syntax
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^e2e/controlplane/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	bash -n .ci/run e2e/controlplane/build.sh e2e/kind/*.sh
+	bash -n .ci/run e2e/controlplane/build.sh tools/build.sh e2e/kind/*.sh
 
 .PHONY: test
-test: controlplane lint ## every test: unit, conformance, fuzz seeds, HTTPS server, e2e against a real kube-apiserver
+test: controlplane tools lint ## every test: unit, conformance, fuzz seeds, HTTPS server, e2e against a real kube-apiserver, chart, alerts
 	$(GO) test -count=1 $(GOTESTFLAGS) ./...
 
 # make bench: a few minutes. BENCH_LONG=1 runs the open loop for 60 s instead of 10 s; BENCH_API pod creates
@@ -79,6 +83,19 @@ vuln: ## govulncheck over every package (needs network: vuln.go.dev and the modu
 .PHONY: e2e-kind
 e2e-kind: ## on a machine with Docker: kind cluster, image, manifests, and the e2e suite against it
 	e2e/kind/run.sh $(KIND_CLUSTER)
+
+# make chart-publish: the release step for the Helm chart (not run by CI). Log in first:
+#   bin/helm registry login REGISTRY-HOST
+# CHART_VERSION overrides the chart's version and appVersion (e.g. the release tag without its "v").
+CHART_REGISTRY ?= oci://registry.corp.example/charts
+CHART_VERSION  ?=
+.PHONY: chart-publish
+chart-publish: tools ## lint, package charts/agentgate and push it as an OCI artifact to $(CHART_REGISTRY)
+	$(BIN)/helm lint --strict charts/agentgate
+	@rm -rf $(BIN)/chart && mkdir -p $(BIN)/chart
+	$(BIN)/helm package charts/agentgate --destination $(BIN)/chart \
+	  $(if $(CHART_VERSION),--version $(CHART_VERSION) --app-version v$(CHART_VERSION))
+	$(BIN)/helm push $(BIN)/chart/agentgate-*.tgz $(CHART_REGISTRY)
 
 .PHONY: clean
 clean:
