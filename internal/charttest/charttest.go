@@ -221,7 +221,7 @@ func Compare(chart, kustomize []Object) []string {
 		case !inKust:
 			diffs = append(diffs, "only in the chart: "+key)
 		default:
-			for _, d := range DiffValues("", WithoutHelmLabels(co), ko) {
+			for _, d := range DiffValues("", map[string]any(WithoutHelmLabels(co)), map[string]any(ko)) {
 				diffs = append(diffs, key+": "+d)
 			}
 		}
