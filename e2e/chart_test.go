@@ -99,3 +99,38 @@ func (s *suite) serves(apiVersion, kind string) (bool, error) {
 	}
 	return false, nil
 }
+
+// TestChartInvalidPolicyRefused: a policy given as a chart value that does not parse is refused by agentgate's
+// own /validate-policy when the release is applied, with the field, before it can land.
+func TestChartInvalidPolicyRefused(t *testing.T) {
+	out, err := charttest.Template(t.TempDir(), []string{`extraPolicies:
+  team-b: |
+    apiVersion: agentgate.io/v1alpha1
+    kind: AgentPolicy
+    metadata: {name: team-b}
+    spec:
+      mode: sometimes
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := charttest.Objects(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.Key() != "v1 ConfigMap agentgate-system/agentgate-policy-team-b" {
+			continue
+		}
+		doc, _ := yaml.Marshal(o)
+		res, err := kubectl(t, doc, "apply", "--dry-run=server", "-f", "-")
+		if err == nil {
+			t.Fatalf("an invalid policy was accepted:\n%s", res)
+		}
+		if want := `data[policy.yaml].spec.mode: Unsupported value: "sometimes"`; !strings.Contains(res, want) {
+			t.Fatalf("refused without %q:\n%s", want, res)
+		}
+		return
+	}
+	t.Fatal("the chart rendered no ConfigMap agentgate-policy-team-b")
+}
