@@ -397,3 +397,33 @@ func TestChartRendersParsablePolicies(t *testing.T) {
 		}
 	}
 }
+
+// TestChartPackage: the packaged chart (what `make chart-publish` pushes) carries copies of the files linked
+// from manifests/ and renders exactly what the chart directory does.
+func TestChartPackage(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := charttest.Run("helm", "package", charttest.Chart(), "--destination", dir); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	pkgs, _ := filepath.Glob(filepath.Join(dir, "agentgate-*.tgz"))
+	if len(pkgs) != 1 {
+		t.Fatalf("helm package wrote %v", pkgs)
+	}
+	values := filepath.Join(dir, "values.yaml")
+	for _, s := range charttest.Scenarios {
+		if err := os.WriteFile(values, []byte(s.Values), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fromDir, err := charttest.Run("helm", "template", charttest.Release, charttest.Chart(), "--namespace", charttest.Namespace, "--values", values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromPkg, err := charttest.Run("helm", "template", charttest.Release, pkgs[0], "--namespace", charttest.Namespace, "--values", values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fromDir != fromPkg {
+			t.Errorf("%s: the packaged chart renders differently from charts/agentgate", s.Name)
+		}
+	}
+}
