@@ -427,3 +427,60 @@ func TestChartPackage(t *testing.T) {
 		}
 	}
 }
+
+// TestChartReadmeListsEveryValue: charts/agentgate/README.md has a row for every value of values.schema.json
+// (down to the objects whose keys are the user's, like podLabels), and no row for a value that does not exist.
+func TestChartReadmeListsEveryValue(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(charttest.Chart(), "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type schema struct {
+		Properties map[string]*schema `json:"properties"`
+	}
+	var root schema
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(charttest.Chart(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for _, line := range strings.Split(string(readme), "\n") {
+		if rest, ok := strings.CutPrefix(line, "| `"); ok {
+			if i := strings.Index(rest, "` |"); i > 0 {
+				rows[rest[:i]] = true
+			}
+		}
+	}
+	// A value documented as a whole (a selector, issuerRef) is a leaf; otherwise every key below it is one.
+	var values []string
+	var walk func(prefix string, s *schema)
+	walk = func(prefix string, s *schema) {
+		for name, sub := range s.Properties {
+			if name == "global" { // Helm's own, for subcharts
+				continue
+			}
+			if len(sub.Properties) > 0 && !rows[prefix+name] {
+				walk(prefix+name+".", sub)
+				continue
+			}
+			values = append(values, prefix+name)
+		}
+	}
+	walk("", &root)
+	slices.Sort(values)
+	for _, v := range values {
+		if !rows[v] {
+			t.Errorf("README.md has no row for the value %s", v)
+		}
+		delete(rows, v)
+	}
+	for r := range rows {
+		t.Errorf("README.md documents %s, which values.schema.json does not have", r)
+	}
+	if len(values) < 40 {
+		t.Fatalf("only %d values found: the schema walk is broken", len(values))
+	}
+}
