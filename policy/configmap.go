@@ -9,17 +9,20 @@ import (
 )
 
 // The ConfigMap contract (DESIGN.md, "Policy"): a policy in a cluster is a ConfigMap in agentgate's namespace,
-// labelled ConfigMapLabel=ConfigMapLabelValue, whose key ConfigMapKey holds one AgentPolicy document as text.
+// labelled ConfigMapLabel=ConfigMapLabelValue, whose key ConfigMapDataKey holds one AgentPolicy document as text.
 // The watcher, /validate-policy, the guard and the CLI's --policy all read ConfigMaps through this file, so
 // that what one of them takes for a policy, and the policy it reads, the others take too.
 const (
 	ConfigMapLabel      = "agentgate.io/policy"
 	ConfigMapLabelValue = "true"
-	ConfigMapKey        = "policy.yaml"
+	ConfigMapDataKey    = "policy.yaml"
 )
 
+// ConfigMapSelector is the label selector of policy ConfigMaps (the watcher's, the webhook configurations').
+const ConfigMapSelector = ConfigMapLabel + "=" + ConfigMapLabelValue
+
 // ConfigMapDocumentPath is where a policy document's own field paths start inside its ConfigMap.
-var ConfigMapDocumentPath = field.NewPath("data").Key(ConfigMapKey)
+var ConfigMapDocumentPath = field.NewPath("data").Key(ConfigMapDataKey)
 
 // IsPolicyConfigMap says whether a ConfigMap is a policy: labelled ConfigMapLabel=ConfigMapLabelValue (any
 // other value, "True" included, is not), and in policyNamespace. A labelled ConfigMap elsewhere is not read
@@ -35,12 +38,12 @@ func IsPolicyConfigMap(cm *corev1.ConfigMap, policyNamespace string) bool {
 // ConfigMapDocument returns the policy document of a ConfigMap, or why it has none, with field paths from
 // the ConfigMap's root.
 func ConfigMapDocument(cm *corev1.ConfigMap) ([]byte, field.ErrorList) {
-	doc, ok := cm.Data[ConfigMapKey]
+	doc, ok := cm.Data[ConfigMapDataKey]
 	if !ok {
-		if _, bin := cm.BinaryData[ConfigMapKey]; bin {
-			return nil, field.ErrorList{field.Invalid(field.NewPath("binaryData").Key(ConfigMapKey), "(binary)", "the policy document must be text under data, not binaryData")}
+		if _, bin := cm.BinaryData[ConfigMapDataKey]; bin {
+			return nil, field.ErrorList{field.Invalid(field.NewPath("binaryData").Key(ConfigMapDataKey), "(binary)", "the policy document must be text under data, not binaryData")}
 		}
-		return nil, field.ErrorList{field.Required(ConfigMapDocumentPath, fmt.Sprintf("a ConfigMap labelled %s=%s holds its AgentPolicy document under data[%s]", ConfigMapLabel, ConfigMapLabelValue, ConfigMapKey))}
+		return nil, field.ErrorList{field.Required(ConfigMapDocumentPath, fmt.Sprintf("a ConfigMap labelled %s=%s holds its AgentPolicy document under data[%s]", ConfigMapLabel, ConfigMapLabelValue, ConfigMapDataKey))}
 	}
 	return []byte(doc), nil
 }

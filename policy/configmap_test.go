@@ -41,13 +41,13 @@ func TestParseConfigMap(t *testing.T) {
 		cm     *corev1.ConfigMap
 		fields []string
 	}{
-		{"valid", configMap("ns", policyLabel, map[string]string{ConfigMapKey: weakenBase}), nil},
+		{"valid", configMap("ns", policyLabel, map[string]string{ConfigMapDataKey: weakenBase}), nil},
 		{"no key", configMap("ns", policyLabel, map[string]string{"policy.yml": weakenBase}), []string{"data[policy.yaml]"}},
-		{"binaryData", &corev1.ConfigMap{BinaryData: map[string][]byte{ConfigMapKey: []byte(weakenBase)}}, []string{"binaryData[policy.yaml]"}},
-		{"not YAML", configMap("ns", policyLabel, map[string]string{ConfigMapKey: "spec: ["}), []string{"data[policy.yaml]"}},
-		{"field errors, all of them", configMap("ns", policyLabel, map[string]string{ConfigMapKey: edit(t, weakenBase, "mode: enforce=>mode: sometimes", "windows: deny=>windows: maybe")}),
+		{"binaryData", &corev1.ConfigMap{BinaryData: map[string][]byte{ConfigMapDataKey: []byte(weakenBase)}}, []string{"binaryData[policy.yaml]"}},
+		{"not YAML", configMap("ns", policyLabel, map[string]string{ConfigMapDataKey: "spec: ["}), []string{"data[policy.yaml]"}},
+		{"field errors, all of them", configMap("ns", policyLabel, map[string]string{ConfigMapDataKey: edit(t, weakenBase, "mode: enforce=>mode: sometimes", "windows: deny=>windows: maybe")}),
 			[]string{"data[policy.yaml].spec.mode", "data[policy.yaml].spec.windows"}},
-		{"unknown field", configMap("ns", policyLabel, map[string]string{ConfigMapKey: edit(t, weakenBase, "  windows: deny=>  windows: deny\n  bogus: 1")}),
+		{"unknown field", configMap("ns", policyLabel, map[string]string{ConfigMapDataKey: edit(t, weakenBase, "  windows: deny=>  windows: deny\n  bogus: 1")}),
 			[]string{"data[policy.yaml].spec.bogus"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -69,9 +69,9 @@ func TestParseConfigMap(t *testing.T) {
 // What an edit of the ConfigMap itself (its label, its key, its document as a whole) switches off.
 func TestConfigMapWeakenings(t *testing.T) {
 	const ns = "agentgate-system"
-	valid := map[string]string{ConfigMapKey: weakenBase}
-	audit := map[string]string{ConfigMapKey: edit(t, weakenBase, "mode: enforce=>mode: audit")}
-	broken := map[string]string{ConfigMapKey: "spec: {mode: audit"}
+	valid := map[string]string{ConfigMapDataKey: weakenBase}
+	audit := map[string]string{ConfigMapDataKey: edit(t, weakenBase, "mode: enforce=>mode: audit")}
+	broken := map[string]string{ConfigMapDataKey: "spec: {mode: audit"}
 	for _, c := range []struct {
 		name     string
 		old, cur *corev1.ConfigMap
@@ -88,18 +88,18 @@ func TestConfigMapWeakenings(t *testing.T) {
 		{"key renamed", configMap(ns, policyLabel, valid), configMap(ns, policyLabel, map[string]string{"policy.yml": weakenBase}),
 			[]string{RuleDocument}, []string{"data[policy.yaml]"}},
 		{"key moved to binaryData", configMap(ns, policyLabel, valid), &corev1.ConfigMap{ObjectMeta: configMap(ns, policyLabel, nil).ObjectMeta,
-			BinaryData: map[string][]byte{ConfigMapKey: []byte(weakenBase)}}, []string{RuleDocument}, []string{"binaryData[policy.yaml]"}},
+			BinaryData: map[string][]byte{ConfigMapDataKey: []byte(weakenBase)}}, []string{RuleDocument}, []string{"binaryData[policy.yaml]"}},
 		{"made unparseable", configMap(ns, policyLabel, valid), configMap(ns, policyLabel, broken), []string{RuleDocument}, []string{"data[policy.yaml]"}},
 		{"mode downgraded in an otherwise invalid document", configMap(ns, policyLabel, valid),
-			configMap(ns, policyLabel, map[string]string{ConfigMapKey: edit(t, weakenBase, "mode: enforce=>mode: audit", "windows: deny=>windows: maybe")}),
+			configMap(ns, policyLabel, map[string]string{ConfigMapDataKey: edit(t, weakenBase, "mode: enforce=>mode: audit", "windows: deny=>windows: maybe")}),
 			[]string{RuleDocument}, []string{"data[policy.yaml].spec.windows"}},
 		{"a broken policy made valid", configMap(ns, policyLabel, broken), configMap(ns, policyLabel, audit), []string{RuleDocument}, []string{"data[policy.yaml]"}},
 		{"a weakening inside the document", configMap(ns, policyLabel, valid),
-			configMap(ns, policyLabel, map[string]string{ConfigMapKey: edit(t, weakenBase, "namespaces: [kube-system]=>namespaces: [kube-system, team-a]")}),
+			configMap(ns, policyLabel, map[string]string{ConfigMapDataKey: edit(t, weakenBase, "namespaces: [kube-system]=>namespaces: [kube-system, team-a]")}),
 			[]string{"exempt"}, []string{"data[policy.yaml].spec.exempt.namespaces[1]"}},
 		{"a tightening inside the document", configMap(ns, policyLabel, audit), configMap(ns, policyLabel, valid), nil, nil},
-		{"other data changed", configMap(ns, policyLabel, valid), configMap(ns, policyLabel, map[string]string{ConfigMapKey: weakenBase, "notes": "x"}), nil, nil},
-		{"a broken policy edited, still broken", configMap(ns, policyLabel, broken), configMap(ns, policyLabel, map[string]string{ConfigMapKey: "spec: ["}), nil, nil},
+		{"other data changed", configMap(ns, policyLabel, valid), configMap(ns, policyLabel, map[string]string{ConfigMapDataKey: weakenBase, "notes": "x"}), nil, nil},
+		{"a broken policy edited, still broken", configMap(ns, policyLabel, broken), configMap(ns, policyLabel, map[string]string{ConfigMapDataKey: "spec: ["}), nil, nil},
 		{"not a policy before", configMap(ns, nil, valid), configMap(ns, policyLabel, audit), nil, nil},
 		{"labelled outside the policy namespace", configMap("team-a", policyLabel, valid), nil, nil, nil},
 		{"label added", configMap(ns, map[string]string{ConfigMapLabel: "false"}, valid), configMap(ns, policyLabel, valid), nil, nil},

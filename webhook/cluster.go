@@ -7,62 +7,21 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"agentgate.io/agentgate/policy"
 )
-
-// The ConfigMap contract (DESIGN.md): a policy is a ConfigMap labelled PolicyLabel=PolicyLabelValue, whose
-// key PolicyKey holds one AgentPolicy document.
-const (
-	PolicyLabel      = "agentgate.io/policy"
-	PolicyLabelValue = "true"
-	PolicyKey        = "policy.yaml"
-)
-
-// policyKeyPath is where a policy document's own field paths start inside its ConfigMap.
-var policyKeyPath = field.NewPath("data").Key(PolicyKey)
-
-// IsPolicyConfigMap says whether a ConfigMap is a policy by its label.
-func IsPolicyConfigMap(cm *corev1.ConfigMap) bool { return cm.Labels[PolicyLabel] == PolicyLabelValue }
-
-// PolicyDocument returns the policy document of a policy ConfigMap, or why it has none, with field paths
-// from the ConfigMap's root.
-func PolicyDocument(cm *corev1.ConfigMap) ([]byte, field.ErrorList) {
-	doc, ok := cm.Data[PolicyKey]
-	if !ok {
-		if _, bin := cm.BinaryData[PolicyKey]; bin {
-			return nil, field.ErrorList{field.Invalid(field.NewPath("binaryData").Key(PolicyKey), "(binary)", "the policy document must be text under data, not binaryData")}
-		}
-		return nil, field.ErrorList{field.Required(policyKeyPath, fmt.Sprintf("a ConfigMap labelled %s=%s holds its AgentPolicy document under data[%s]", PolicyLabel, PolicyLabelValue, PolicyKey))}
-	}
-	return []byte(doc), nil
-}
-
-// PrefixErrors re-roots a policy document's field errors at data[policy.yaml], so that kubectl points into
-// the ConfigMap.
-func PrefixErrors(errs field.ErrorList) field.ErrorList {
-	out := make(field.ErrorList, len(errs))
-	for i, e := range errs {
-		c := *e
-		if c.Field == "" || c.Field == "<nil>" {
-			c.Field = policyKeyPath.String()
-		} else {
-			c.Field = policyKeyPath.String() + "." + c.Field
-		}
-		out[i] = &c
-	}
-	return out
-}
 
 // ConfigMapKey is the Store key (and metric source label) of a policy ConfigMap.
 func ConfigMapKey(namespace, name string) string { return "configmap:" + namespace + "/" + name }
 
 // ConfigMapSource watches the policy ConfigMaps of one namespace through a label-selected, namespace-scoped
-// informer (RBAC: get, list, watch configmaps in that namespace). Each ConfigMap is its own key: an invalid
-// update keeps that ConfigMap's last good policy, a delete (or removing the label) removes it.
+// informer (RBAC: get, list, watch configmaps in that namespace), and reads them by the contract of
+// policy/configmap.go. Each ConfigMap is its own key: an invalid update keeps that ConfigMap's last good
+// policy, a delete (or removing the label) removes it.
 type ConfigMapSource struct {
 	Client    kubernetes.Interface
 	Namespace string
@@ -76,7 +35,7 @@ func (c *ConfigMapSource) Run(ctx context.Context, u Updater) error {
 	}
 	factory := informers.NewSharedInformerFactoryWithOptions(c.Client, 0,
 		informers.WithNamespace(c.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = PolicyLabel + "=" + PolicyLabelValue }))
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = policy.ConfigMapSelector }))
 	inf := factory.Core().V1().ConfigMaps().Informer()
 	put := func(obj any) {
 		cm, ok := obj.(*corev1.ConfigMap)
@@ -84,11 +43,11 @@ func (c *ConfigMapSource) Run(ctx context.Context, u Updater) error {
 			return
 		}
 		key := ConfigMapKey(cm.Namespace, cm.Name)
-		if !IsPolicyConfigMap(cm) { // the selector already says so; a label removed means the policy is gone
+		if !policy.IsPolicyConfigMap(cm, c.Namespace) { // the selector already says so; a label removed means the policy is gone
 			u.Remove(key)
 			return
 		}
-		doc, errs := PolicyDocument(cm)
+		doc, errs := policy.ConfigMapDocument(cm)
 		if len(errs) > 0 {
 			u.Reject(key, errs)
 			return

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"agentgate.io/agentgate/internal/testutil"
+	"agentgate.io/agentgate/policy"
 )
 
 // ConfigMapSource through client-go's fake clientset: each policy ConfigMap is kept separately, an invalid
@@ -18,7 +19,7 @@ import (
 // feeds namespaceSelector.
 func TestWebhookConfigMapSource(t *testing.T) {
 	const ns = "agentgate-system"
-	label := map[string]string{PolicyLabel: "true"}
+	label := map[string]string{policy.ConfigMapLabel: "true"}
 	client := fake.NewClientset(
 		policyConfigMap("agents", label, map[string]string{"policy.yaml": string(policyDoc(t))}),
 		policyConfigMap("unrelated", nil, map[string]string{"policy.yaml": "not a policy"}),

@@ -231,8 +231,8 @@ func checkAnswer(t *testing.T, h http.Handler, endpoint string, body []byte) {
 		if strictDecode(req.Object.Raw, &cm) != nil || gk != configMapGK || req.Kind.Version != "v1" {
 			t.Fatalf("validate-policy: allowed an object that does not decode as a v1 ConfigMap: %q", req.Object.Raw)
 		}
-		if IsPolicyConfigMap(&cm) {
-			if _, errs := policy.Parse([]byte(cm.Data[PolicyKey])); len(errs) > 0 {
+		if policy.IsPolicyConfigMap(&cm, "") {
+			if _, errs := policy.Parse([]byte(cm.Data[policy.ConfigMapDataKey])); len(errs) > 0 {
 				t.Fatalf("validate-policy: allowed an invalid policy: %v", errs.ToAggregate())
 			}
 		}
@@ -242,7 +242,7 @@ func checkAnswer(t *testing.T, h http.Handler, endpoint string, body []byte) {
 }
 
 // checkGuardAllowed: an allowed guarded request decoded, and for a requester outside the admin groups made no
-// guarded change. The label checks decode on their own; the mode check reuses policyMode.
+// guarded change. The label checks decode on their own; the document checks parse both versions.
 func checkGuardAllowed(t *testing.T, req *admissionv1.AdmissionRequest, gk schema.GroupKind) {
 	t.Helper()
 	if (gk != namespaceGK && gk != configMapGK) || req.Kind.Version != "v1" {
@@ -267,7 +267,7 @@ func checkGuardAllowed(t *testing.T, req *admissionv1.AdmissionRequest, gk schem
 	if strictDecode(req.OldObject.Raw, &old) != nil {
 		t.Fatalf("validate-guard: allowed a ConfigMap %s whose oldObject does not decode: %q", req.Operation, req.OldObject.Raw)
 	}
-	if admin || labelOf(req.OldObject.Raw, PolicyLabel) != "true" {
+	if admin || labelOf(req.OldObject.Raw, policy.ConfigMapLabel) != "true" {
 		return
 	}
 	if req.Operation == admissionv1.Delete {
@@ -276,11 +276,25 @@ func checkGuardAllowed(t *testing.T, req *admissionv1.AdmissionRequest, gk schem
 	if strictDecode(req.Object.Raw, &cur) != nil {
 		t.Fatalf("validate-guard: allowed a ConfigMap UPDATE whose object does not decode: %q", req.Object.Raw)
 	}
-	if labelOf(req.Object.Raw, PolicyLabel) != "true" {
-		t.Fatalf("validate-guard: allowed groups %v to remove %s", req.UserInfo.Groups, PolicyLabel)
+	if labelOf(req.Object.Raw, policy.ConfigMapLabel) != "true" {
+		t.Fatalf("validate-guard: allowed groups %v to remove %s", req.UserInfo.Groups, policy.ConfigMapLabel)
 	}
-	if from, to := policyMode(&old), policyMode(&cur); from == policy.ModeEnforce && to != "" && to != policy.ModeEnforce && (to == policy.ModeWarn || to == policy.ModeAudit) {
-		t.Fatalf("validate-guard: allowed groups %v to change the mode from %s to %s", req.UserInfo.Groups, from, to)
+	// Judged from the documents by policy.Parse alone, not by the guard's own comparison: a valid policy may
+	// not become invalid, nor drop out of enforce.
+	oldDoc, oldHas := old.Data[policy.ConfigMapDataKey]
+	if !oldHas {
+		return
+	}
+	from, errs := policy.Parse([]byte(oldDoc))
+	if len(errs) > 0 {
+		return
+	}
+	to, errs := policy.Parse([]byte(cur.Data[policy.ConfigMapDataKey]))
+	if _, has := cur.Data[policy.ConfigMapDataKey]; !has || len(errs) > 0 {
+		t.Fatalf("validate-guard: allowed groups %v to replace a valid policy by one that does not parse", req.UserInfo.Groups)
+	}
+	if from.Spec.Mode == policy.ModeEnforce && to.Spec.Mode != policy.ModeEnforce {
+		t.Fatalf("validate-guard: allowed groups %v to change the mode from %s to %s", req.UserInfo.Groups, from.Spec.Mode, to.Spec.Mode)
 	}
 }
 
@@ -379,10 +393,10 @@ func objectSamples(t testing.TB) []objectSample {
 	agentNS := mustMarshal(t, namespaceObj("team-a", map[string]string{AgentNamespaceLabel: "true"}))
 	plainNS := mustMarshal(t, namespaceObj("team-a", map[string]string{"team": "a"}))
 	doc := string(policy.DefaultPolicyYAML())
-	enforce := mustMarshal(t, policyCM("agentgate-policy-agents", map[string]string{PolicyLabel: "true"}, doc))
-	audit := mustMarshal(t, policyCM("agentgate-policy-agents", map[string]string{PolicyLabel: "true"}, strings.Replace(doc, "mode: enforce", "mode: audit", 1)))
+	enforce := mustMarshal(t, policyCM("agentgate-policy-agents", map[string]string{policy.ConfigMapLabel: "true"}, doc))
+	audit := mustMarshal(t, policyCM("agentgate-policy-agents", map[string]string{policy.ConfigMapLabel: "true"}, strings.Replace(doc, "mode: enforce", "mode: audit", 1)))
 	unlabelled := mustMarshal(t, policyCM("agentgate-policy-agents", nil, doc))
-	invalid := mustMarshal(t, policyCM("agentgate-policy-agents", map[string]string{PolicyLabel: "true"}, "spec: {mode: sometimes}"))
+	invalid := mustMarshal(t, policyCM("agentgate-policy-agents", map[string]string{policy.ConfigMapLabel: "true"}, "spec: {mode: sometimes}"))
 	return []objectSample{
 		{kind: 0, op: 0, obj: pod},
 		{kind: 0, op: 0, obj: compliant},

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	kjson "sigs.k8s.io/json"
-	"sigs.k8s.io/yaml"
 
 	"agentgate.io/agentgate/policy"
 )
@@ -26,16 +24,19 @@ import (
 //
 //   - a Namespace UPDATE that removes AgentNamespaceLabel, or sets it to anything but "true", takes the
 //     namespace out of the sandbox (the webhook configurations select agent namespaces by that label);
-//   - a policy ConfigMap UPDATE that downgrades spec.mode from enforce to warn or audit, or removes its
-//     PolicyLabel, and the DELETE of a policy ConfigMap, switch a policy off.
+//   - a policy ConfigMap UPDATE or DELETE that weakens the policy, as policy.ConfigMapWeakenings defines it
+//     (deleting it, removing its label or its key, a version that no longer parses, and every change of the
+//     document after which some pod could be admitted that was denied before, or be hardened less).
 //
-// Each is refused (403 Forbidden, a cause naming the field) unless request.userInfo.groups holds one of
-// Options.AdminGroups. Allowed or refused, a guarded change is logged as admission.guarded and counted in
-// agentgate_guarded_changes_total. Everything else sent to the endpoint is allowed: the guard does not judge
-// content (/validate-policy does) and never blocks an ordinary edit.
+// Each is refused (403 Forbidden, a cause per weakening naming its field, old and new value) unless
+// request.userInfo.groups holds one of Options.AdminGroups. Allowed or refused, a guarded change is logged as
+// admission.guarded (with the requester) and counted in agentgate_guarded_changes_total. Everything else sent
+// to the endpoint is allowed: the guard does not judge content (/validate-policy does) and never blocks an
+// ordinary edit or a tightening.
 //
 // The guard decides from the request alone (the old and new objects and the requester), not from the policy
-// set in force, so it answers the same on every replica at every moment.
+// set in force, so it answers the same on every replica at every moment. It compares the two versions as the
+// server parses them (policy.ParseConfigMap): what it measures is what would be in force.
 
 // AgentNamespaceLabel marks agent namespaces: the webhook configurations select namespaces labelled
 // AgentNamespaceLabel=AgentNamespaceLabelValue.
@@ -51,11 +52,30 @@ var namespaceGK = schema.GroupKind{Kind: "Namespace"}
 
 // Guarded changes, the change label of agentgate_guarded_changes_total.
 const (
-	changeAgentsLabel  = "agents_label"
-	changePolicyLabel  = "policy_label"
-	changePolicyMode   = "policy_mode"
-	changePolicyDelete = "policy_delete"
+	changeAgentsLabel    = "agents_label"
+	changePolicyLabel    = "policy_label"
+	changePolicyMode     = "policy_mode"
+	changePolicyDelete   = "policy_delete"
+	changePolicyDocument = "policy_document" // the key removed, a version that does not parse, or one that cannot be measured
+	changePolicySpec     = "policy_spec"     // any other weakening of the policy document
 )
+
+var guardedChangeLabels = []string{changeAgentsLabel, changePolicyLabel, changePolicyMode, changePolicyDelete, changePolicyDocument, changePolicySpec}
+
+// weakeningChange is the metric label of a policy weakening: its rule, for the few with their own label.
+func weakeningChange(w policy.Weakening) string {
+	switch w.Rule {
+	case policy.RuleDelete:
+		return changePolicyDelete
+	case policy.RuleLabel:
+		return changePolicyLabel
+	case policy.RuleDocument:
+		return changePolicyDocument
+	case "mode":
+		return changePolicyMode
+	}
+	return changePolicySpec
+}
 
 // guardMetrics is agentgate_guarded_changes_total: change is one of the constants above, result "refused"
 // or "admin" (made by a member of an admin group).
@@ -66,12 +86,12 @@ type guardMetrics struct {
 func newGuardMetrics(reg prometheus.Registerer) (*guardMetrics, error) {
 	m := &guardMetrics{changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "agentgate_guarded_changes_total",
-		Help: "Changes that take a namespace out of the agent sandbox or switch a policy off (agents_label, policy_label, policy_mode, policy_delete), by result: refused, or admin (made by a member of --admin-groups).",
+		Help: "Changes that take a namespace out of the agent sandbox or weaken a policy (agents_label, policy_label, policy_mode, policy_delete, policy_document, policy_spec), by result: refused, or admin (made by a member of --admin-groups).",
 	}, []string{"change", "result"})}
 	if err := reg.Register(m.changes); err != nil {
 		return nil, err
 	}
-	for _, c := range []string{changeAgentsLabel, changePolicyLabel, changePolicyMode, changePolicyDelete} {
+	for _, c := range guardedChangeLabels {
 		m.changes.WithLabelValues(c, "refused")
 		m.changes.WithLabelValues(c, "admin")
 	}
@@ -80,9 +100,10 @@ func newGuardMetrics(reg prometheus.Registerer) (*guardMetrics, error) {
 
 // guardedChange is one guarded change a request makes.
 type guardedChange struct {
-	change string
-	field  string // "" for a DELETE
-	detail string // what the change does, for the message
+	change   string
+	field    string // "" for a DELETE
+	old, new string // the field's value before and after ("" for a namespace label: detail says it)
+	detail   string // what the change does, for the message
 }
 
 // validateGuard judges Namespace UPDATEs and policy ConfigMap UPDATEs and DELETEs; see the top of this file.
@@ -118,7 +139,7 @@ func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRe
 		changes = namespaceChanges(old, cur)
 	} else {
 		if s.opts.PolicyNamespace != "" && req.Namespace != s.opts.PolicyNamespace {
-			ev.note = "not agentgate's policy namespace"
+			ev.note = "not agentgate's policy namespace" // policy.IsPolicyConfigMap says so too; no need to decode
 			return allow()
 		}
 		old, cur, d, ok := decodePair[corev1.ConfigMap](req, req.Operation == admissionv1.Update)
@@ -131,7 +152,10 @@ func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRe
 		} else {
 			ev.setObject(&old.ObjectMeta)
 		}
-		changes = policyConfigMapChanges(old, cur)
+		for _, w := range policy.ConfigMapWeakenings(old, cur, s.opts.PolicyNamespace) {
+			changes = append(changes, guardedChange{change: weakeningChange(w), field: w.Field, old: w.Old, new: w.New,
+				detail: w.Old + " -> " + w.New + ": " + w.Detail})
+		}
 	}
 	if len(changes) == 0 {
 		ev.note = "no guarded change"
@@ -191,11 +215,7 @@ func typeAndMeta(obj any) (*metav1.TypeMeta, *metav1.ObjectMeta) {
 	panic(fmt.Sprintf("typeAndMeta: %T", obj)) // unreachable: decodePair's type set
 }
 
-var (
-	agentsLabelPath = field.NewPath("metadata", "labels").Key(AgentNamespaceLabel)
-	policyLabelPath = field.NewPath("metadata", "labels").Key(PolicyLabel)
-	policyModePath  = policyKeyPath.Child("spec", "mode")
-)
+var agentsLabelPath = field.NewPath("metadata", "labels").Key(AgentNamespaceLabel)
 
 // namespaceChanges: an agent namespace that stops being one.
 func namespaceChanges(old, cur *corev1.Namespace) []guardedChange {
@@ -206,58 +226,11 @@ func namespaceChanges(old, cur *corev1.Namespace) []guardedChange {
 		detail: labelChange(cur.Labels, AgentNamespaceLabel) + " takes namespace " + strconv.Quote(cur.Name) + " out of the agent sandbox"}}
 }
 
-// policyConfigMapChanges: a policy ConfigMap deleted (cur nil), unlabelled, or downgraded from enforce.
-func policyConfigMapChanges(old, cur *corev1.ConfigMap) []guardedChange {
-	if !IsPolicyConfigMap(old) {
-		return nil // not a policy before: nothing to switch off
-	}
-	ref := strconv.Quote(old.Namespace + "/" + old.Name)
-	if cur == nil {
-		return []guardedChange{{change: changePolicyDelete, detail: "deleting policy ConfigMap " + ref + " takes its policy out of force"}}
-	}
-	var out []guardedChange
-	if !IsPolicyConfigMap(cur) {
-		out = append(out, guardedChange{change: changePolicyLabel, field: policyLabelPath.String(),
-			detail: labelChange(cur.Labels, PolicyLabel) + " takes the policy of ConfigMap " + ref + " out of force"})
-	}
-	if from, to := policyMode(old), policyMode(cur); from == policy.ModeEnforce && (to == policy.ModeWarn || to == policy.ModeAudit) {
-		out = append(out, guardedChange{change: changePolicyMode, field: policyModePath.String(),
-			detail: fmt.Sprintf("changing the mode of the policy in ConfigMap %s from %s to %s stops it denying anything", ref, from, to)})
-	}
-	return out
-}
-
 func labelChange(labels map[string]string, key string) string {
 	if v, ok := labels[key]; ok {
 		return fmt.Sprintf("setting the label to %q", v)
 	}
 	return "removing the label"
-}
-
-// policyMode reads spec.mode of a ConfigMap's policy document leniently: a document the policy parser would
-// refuse still says what its author meant (an invalid document is refused by /validate-policy, and if one
-// lands anyway the server keeps the last good version). "" when the document cannot be read at all.
-func policyMode(cm *corev1.ConfigMap) policy.Mode {
-	doc, ok := cm.Data[PolicyKey]
-	if !ok {
-		return ""
-	}
-	jsonDoc, err := yaml.YAMLToJSON([]byte(doc))
-	if err != nil {
-		return ""
-	}
-	var ap struct {
-		Spec *struct {
-			Mode *string `json:"mode"`
-		} `json:"spec"`
-	}
-	if json.Unmarshal(jsonDoc, &ap) != nil {
-		return ""
-	}
-	if ap.Spec == nil || ap.Spec.Mode == nil || *ap.Spec.Mode == "" {
-		return policy.ModeEnforce // Parse's default
-	}
-	return policy.Mode(*ap.Spec.Mode)
 }
 
 func (s *Server) adminGroups() []string {
@@ -317,7 +290,7 @@ func (s *Server) logGuarded(ctx context.Context, req *admissionv1.AdmissionReque
 	for _, c := range changes {
 		s.guardMetrics.changes.WithLabelValues(c.change, result).Inc()
 		attrs := append(ev.common(), "event", "admission.guarded", "allowed", admin, "change", c.change, "field", c.field,
-			"detail", c.detail, "groups", req.UserInfo.Groups, "admin_groups", s.adminGroups())
+			"old", c.old, "new", c.new, "detail", c.detail, "groups", req.UserInfo.Groups, "admin_groups", s.adminGroups())
 		s.log.Log(ctx, level, msg, attrs...)
 	}
 }

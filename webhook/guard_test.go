@@ -52,12 +52,12 @@ func namespaceObj(name string, labels map[string]string) *corev1.Namespace {
 func policyCM(name string, labels map[string]string, doc string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "agentgate-system", Labels: labels},
-		Data:       map[string]string{PolicyKey: doc}}
+		Data:       map[string]string{policy.ConfigMapDataKey: doc}}
 }
 
 var (
 	agentLabels  = map[string]string{AgentNamespaceLabel: "true", "team": "a"}
-	policyLabels = map[string]string{PolicyLabel: "true"}
+	policyLabels = map[string]string{policy.ConfigMapLabel: "true"}
 )
 
 // withMode returns the default policy document with spec.mode set (or removed when mode is "").
@@ -130,8 +130,10 @@ func TestGuard(t *testing.T) {
 			refused: []string{"data[policy.yaml].spec.mode"}, change: changePolicyMode},
 		{name: "policy: default mode to audit", review: cmUpdate(policyLabels, withMode(t, ""), policyLabels, withMode(t, "audit")), groups: alice,
 			refused: []string{"data[policy.yaml].spec.mode"}, change: changePolicyMode},
-		{name: "policy: enforce to audit, invalid otherwise", review: cmUpdate(policyLabels, enforce, policyLabels, withMode(t, "audit")+"  bogus: 1\n"), groups: alice,
-			refused: []string{"data[policy.yaml].spec.mode"}, change: changePolicyMode},
+		// The guard compares the versions as the server parses them: an invalid one is measured as what it
+		// is, a document that would put no policy in force on a replica that starts from it.
+		{name: "policy: enforce to audit in an invalid document", review: cmUpdate(policyLabels, enforce, policyLabels, withMode(t, "audit")+"  bogus: 1\n"), groups: alice,
+			refused: []string{"data[policy.yaml].spec.bogus"}, change: changePolicyDocument},
 		{name: "policy: enforce to audit by an admin", review: cmUpdate(policyLabels, enforce, policyLabels, withMode(t, "audit")), groups: admin,
 			change: changePolicyMode},
 		{name: "policy: warn to audit", review: cmUpdate(policyLabels, withMode(t, "warn"), policyLabels, withMode(t, "audit")), groups: alice},
@@ -140,16 +142,47 @@ func TestGuard(t *testing.T) {
 		{name: "policy: other edit", review: cmUpdate(policyLabels, enforce, policyLabels, string(policyDoc(t, "denyTags: [latest]", "denyTags: [latest, dev]"))), groups: alice},
 		{name: "policy: label removed", review: cmUpdate(policyLabels, enforce, map[string]string{"app": "x"}, enforce), groups: alice,
 			refused: []string{"metadata.labels[agentgate.io/policy]"}, change: changePolicyLabel},
-		{name: "policy: label set to false and mode downgraded", review: cmUpdate(policyLabels, enforce, map[string]string{PolicyLabel: "false"}, withMode(t, "audit")), groups: alice,
+		{name: "policy: label set to false and mode downgraded", review: cmUpdate(policyLabels, enforce, map[string]string{policy.ConfigMapLabel: "false"}, withMode(t, "audit")), groups: alice,
 			refused: []string{"metadata.labels[agentgate.io/policy]", "data[policy.yaml].spec.mode"}, change: changePolicyLabel},
-		{name: "policy: unreadable new document", review: cmUpdate(policyLabels, enforce, policyLabels, "spec: {mode: audit"), groups: alice},
+		{name: "policy: unreadable new document", review: cmUpdate(policyLabels, enforce, policyLabels, "spec: {mode: audit"), groups: alice,
+			refused: []string{"data[policy.yaml]"}, change: changePolicyDocument},
+		{name: "policy: unreadable new document by an admin", review: cmUpdate(policyLabels, enforce, policyLabels, "spec: {mode: audit"), groups: admin,
+			change: changePolicyDocument},
+		{name: "policy: key removed", review: rv{gvk: cmGVK, namespace: "agentgate-system", name: "agentgate-policy-agents", op: admissionv1.Update,
+			obj: func() *corev1.ConfigMap {
+				c := policyCM("agentgate-policy-agents", policyLabels, "")
+				c.Data = map[string]string{"policy.yml": enforce}
+				return c
+			}(), old: policyCM("agentgate-policy-agents", policyLabels, enforce)}, groups: alice,
+			refused: []string{"data[policy.yaml]"}, change: changePolicyDocument},
+		{name: "policy: broken document made valid", review: cmUpdate(policyLabels, "spec: {mode: audit", policyLabels, withMode(t, "audit")), groups: alice,
+			refused: []string{"data[policy.yaml]"}, change: changePolicyDocument},
+		{name: "policy: broken document edited, still broken", review: cmUpdate(policyLabels, "spec: {mode: audit", policyLabels, "spec: ["), groups: alice},
+		{name: "policy: namespace exempted", review: cmUpdate(policyLabels, enforce, policyLabels, string(policyDoc(t, "namespaces: [kube-system]", "namespaces: [kube-system, team-a]"))),
+			groups: alice, refused: []string{"data[policy.yaml].spec.exempt.namespaces[1]"}, change: changePolicySpec},
+		{name: "policy: namespace selector matching nothing", review: cmUpdate(policyLabels, enforce, policyLabels, string(policyDoc(t, `agentgate.io/agents: "true"`, `agentgate.io/agents: "never"`))),
+			groups: alice, refused: []string{"data[policy.yaml].spec.match.namespaceSelector"}, change: changePolicySpec},
+		{name: "policy: opt-in pod selector", review: cmUpdate(policyLabels, enforce, policyLabels, string(policyDoc(t, "podSelector: {}", "podSelector: {matchLabels: {sandbox: \"on\"}}"))),
+			groups: alice, refused: []string{"data[policy.yaml].spec.match.podSelector"}, change: changePolicySpec},
+		{name: "policy: images.allow emptied", review: cmUpdate(policyLabels, enforce, policyLabels, string(policyDoc(t, `allow: ["registry.corp.example/agents/**"]`, "allow: []"))),
+			groups: alice, refused: []string{"data[policy.yaml].spec.images.allow"}, change: changePolicySpec},
+		{name: "policy: a blocked command removed", review: cmUpdate(policyLabels, enforce, policyLabels, string(policyDoc(t, `"shutdown", `, ""))),
+			groups: alice, refused: []string{"data[policy.yaml].spec.commands.blocked[4]"}, change: changePolicySpec},
+		{name: "policy: every weakening at once", review: cmUpdate(policyLabels, enforce, policyLabels, string(policyDoc(t, "mode: enforce", "mode: warn",
+			"namespaces: [kube-system]", "namespaces: [kube-system, team-a]", `allow: ["registry.corp.example/agents/**"]`, "allow: []", `"shutdown", `, ""))),
+			groups: alice, refused: []string{"data[policy.yaml].spec.mode", "data[policy.yaml].spec.exempt.namespaces[1]", "data[policy.yaml].spec.images.allow",
+				"data[policy.yaml].spec.commands.blocked[4]"}, change: changePolicyMode},
+		{name: "policy: namespace exempted by an admin", review: cmUpdate(policyLabels, enforce, policyLabels, string(policyDoc(t, "namespaces: [kube-system]", "namespaces: [kube-system, team-a]"))),
+			groups: admin, change: changePolicySpec},
+		{name: "policy: tightened", review: cmUpdate(policyLabels, enforce, policyLabels, string(policyDoc(t, "namespaces: [kube-system]", "namespaces: []",
+			`max: {cpu: "4", memory: 8Gi}`, `max: {cpu: "2", memory: 8Gi}`, `"iptables"]`, `"iptables", "halt"]`))), groups: alice},
 		{name: "not a policy before", review: cmUpdate(map[string]string{"app": "x"}, enforce, policyLabels, withMode(t, "audit")), groups: alice},
 		{name: "policy: delete", review: rv{gvk: cmGVK, namespace: "agentgate-system", name: "agentgate-policy-agents", op: admissionv1.Delete,
 			old: policyCM("agentgate-policy-agents", policyLabels, enforce)}, groups: alice, refused: []string{""}, change: changePolicyDelete},
 		{name: "policy: delete by an admin", review: rv{gvk: cmGVK, namespace: "agentgate-system", name: "agentgate-policy-agents", op: admissionv1.Delete,
 			old: policyCM("agentgate-policy-agents", policyLabels, enforce)}, groups: admin, change: changePolicyDelete},
 		{name: "policy: delete of a ConfigMap that is no policy", review: rv{gvk: cmGVK, namespace: "agentgate-system", name: "other", op: admissionv1.Delete,
-			old: policyCM("other", map[string]string{PolicyLabel: "false"}, enforce)}, groups: alice},
+			old: policyCM("other", map[string]string{policy.ConfigMapLabel: "false"}, enforce)}, groups: alice},
 		{name: "policy: create", review: rv{gvk: cmGVK, namespace: "agentgate-system", name: "p", op: admissionv1.Create,
 			obj: policyCM("p", policyLabels, withMode(t, "audit"))}, groups: alice},
 		{name: "ConfigMap outside the policy namespace", review: rv{gvk: cmGVK, namespace: "team-a", name: "p", op: admissionv1.Delete,
@@ -179,6 +212,10 @@ func TestGuard(t *testing.T) {
 				var fields []string
 				for _, cause := range st.Details.Causes {
 					fields = append(fields, cause.Field)
+					// A policy weakening says what it was and what it becomes.
+					if c.review.gvk == cmGVK && !strings.Contains(cause.Message, " -> ") {
+						t.Errorf("cause %s does not say old -> new: %s", cause.Field, cause.Message)
+					}
 				}
 				if strings.Join(fields, ",") != strings.Join(c.refused, ",") {
 					t.Errorf("causes %q, want %q", fields, c.refused)
@@ -283,25 +320,5 @@ func TestGuardAdminGroups(t *testing.T) {
 		if !c.allow && !strings.Contains(rev.Response.Result.Message, "(platform-admins, sre)") {
 			t.Errorf("message does not list the admin groups: %s", rev.Response.Result.Message)
 		}
-	}
-}
-
-func TestPolicyMode(t *testing.T) {
-	for doc, want := range map[string]policy.Mode{
-		withMode(t, "audit"):       policy.ModeAudit,
-		withMode(t, ""):            policy.ModeEnforce,
-		"spec: {}":                 policy.ModeEnforce,
-		"{}":                       policy.ModeEnforce,
-		`{"spec":{"mode":"warn"}}`: policy.ModeWarn,
-		"spec:\n  mode: enforce\n  mode: audit\n": policy.ModeAudit, // strict parsing refuses it; the guard reads the intent
-		"spec: [":         "",
-		"spec: {mode: 3}": "",
-	} {
-		if got := policyMode(policyCM("p", policyLabels, doc)); got != want {
-			t.Errorf("%q: mode %q, want %q", doc, got, want)
-		}
-	}
-	if got := policyMode(&corev1.ConfigMap{}); got != "" {
-		t.Errorf("no document: mode %q", got)
 	}
 }

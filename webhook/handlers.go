@@ -283,24 +283,23 @@ func (s *Server) validatePolicy(_ context.Context, req *admissionv1.AdmissionReq
 		return d
 	}
 	ev.setObject(&cm.ObjectMeta)
-	if !IsPolicyConfigMap(&cm) {
-		if v, ok := cm.Labels[PolicyLabel]; ok {
-			ev.note = "label value is not " + PolicyLabelValue
-			return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Warnings: []string{
-				fmt.Sprintf("agentgate: label %s=%q does not make this ConfigMap a policy: only %q does", PolicyLabel, v, PolicyLabelValue),
-			}}, result: resultWarned}
+	if !policy.IsPolicyConfigMap(&cm, s.opts.PolicyNamespace) {
+		if v, ok := cm.Labels[policy.ConfigMapLabel]; ok {
+			warning := fmt.Sprintf("agentgate: label %s=%q does not make this ConfigMap a policy: only %q does", policy.ConfigMapLabel, v, policy.ConfigMapLabelValue)
+			ev.note = "label value is not " + policy.ConfigMapLabelValue
+			if v == policy.ConfigMapLabelValue {
+				warning = fmt.Sprintf("agentgate: a ConfigMap in namespace %q is no policy: agentgate reads policies in %q only", cm.Namespace, s.opts.PolicyNamespace)
+				ev.note = "outside the policy namespace"
+			}
+			return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Warnings: []string{warning}}, result: resultWarned}
 		}
 		ev.note = "not a policy ConfigMap"
 		return allow()
 	}
-	doc, errs := PolicyDocument(&cm)
+	p, errs := policy.ParseConfigMap(&cm)
 	if len(errs) == 0 {
-		var p *policy.Policy
-		if p, errs = policy.Parse(doc); len(errs) == 0 {
-			ev.note = "valid policy " + strconv.Quote(p.Name)
-			return allow()
-		}
-		errs = PrefixErrors(errs)
+		ev.note = "valid policy " + strconv.Quote(p.Name)
+		return allow()
 	}
 	st := invalidStatus(configMapGK, cm.Name, errs, policyDenialMessage(cm.Name, errs))
 	ev.policyErrors = errorStrings(errs)

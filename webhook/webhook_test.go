@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	psaapi "k8s.io/pod-security-admission/api"
 	psa "k8s.io/pod-security-admission/policy"
+
+	"agentgate.io/agentgate/policy"
 )
 
 func TestWebhookValidateAllowsCompliantPod(t *testing.T) {
@@ -316,7 +318,7 @@ func policyConfigMap(name string, labels map[string]string, data map[string]stri
 
 func TestWebhookValidatePolicy(t *testing.T) {
 	ts := startServer(t, Options{})
-	label := map[string]string{PolicyLabel: "true"}
+	label := map[string]string{policy.ConfigMapLabel: "true"}
 	review := func(cm *corev1.ConfigMap) rv {
 		return rv{gvk: cmGVK, namespace: cm.Namespace, name: cm.Name, obj: cm}
 	}
@@ -347,10 +349,10 @@ func TestWebhookValidatePolicy(t *testing.T) {
 	plain := policyConfigMap("plain", nil, map[string]string{"policy.yaml": "not a policy"})
 	requireAllowed(t, ts.answer("/validate-policy", review(plain)))
 
-	typo := policyConfigMap("typo-label", map[string]string{PolicyLabel: "True"}, map[string]string{"policy.yaml": "x"})
+	typo := policyConfigMap("typo-label", map[string]string{policy.ConfigMapLabel: "True"}, map[string]string{"policy.yaml": "x"})
 	resp = ts.answer("/validate-policy", review(typo))
 	requireAllowed(t, resp)
-	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], PolicyLabel) {
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], policy.ConfigMapLabel) {
 		t.Errorf("want a warning about the label value, got %v", resp.Warnings)
 	}
 

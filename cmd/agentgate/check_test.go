@@ -350,7 +350,7 @@ func TestCheckBadInput(t *testing.T) {
 				"policy " + td + "invalid-policy.yaml:1: spec.mode: Unsupported value: \"block\"",
 				"policy " + td + "invalid-policy.yaml:1: spec.images.allow[0]: Invalid value: \"runner\"",
 				"policy " + td + "invalid-policy.yaml:1: spec.resources.max[cpu]: Invalid value: \"0\"",
-				"policy " + td + "multi.yaml:2: document 1: data: a policy ConfigMap holds its policy under the key \"policy.yaml\"",
+				"policy " + td + "multi.yaml:2: document 1: data[policy.yaml]: Required value: a ConfigMap labelled agentgate.io/policy=true holds its AgentPolicy document under data[policy.yaml]",
 				"policy " + td + "multi.yaml:9: document 2: kind: Unsupported value: \"Deployment\"",
 			}},
 		{"bad flag value", []string{"-o", "xml", examples + "agent-pod.yaml"}, []string{`-o "xml"`}},

@@ -395,7 +395,7 @@ func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, l
 		}
 		opts.Sources = append(opts.Sources, &webhook.ConfigMapSource{Client: client, Namespace: ns})
 		opts.PolicyNamespace = ns
-		log.Info("watching policy ConfigMaps", "event", "policy.watch", "namespace", ns, "selector", webhook.PolicyLabel+"="+webhook.PolicyLabelValue)
+		log.Info("watching policy ConfigMaps", "event", "policy.watch", "namespace", ns, "selector", policy.ConfigMapSelector)
 	}
 	log.Info("namespace labels from the cluster", "event", "cluster.connected", "host", cfg.Host)
 	return client, 0

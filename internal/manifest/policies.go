@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
 
 	"agentgate.io/agentgate/policy"
 )
@@ -46,14 +49,9 @@ func ReadPolicies(files []string) ([]*policy.Policy, []error) {
 			if sections > 1 {
 				loc += fmt.Sprintf(": document %d", d.Index)
 			}
-			body, prefix, err := policyDocument(d.JSON)
-			if err != nil {
-				fail("policy %s: %w", loc, err)
-				continue
-			}
-			p, perrs := policy.Parse(body)
+			p, perrs := readPolicyDocument(d.JSON)
 			for _, e := range perrs {
-				fail("policy %s: %s%s", loc, prefix, fieldErrorString(e))
+				fail("policy %s: %s", loc, fieldErrorString(e))
 			}
 			if len(perrs) > 0 {
 				continue
@@ -72,31 +70,25 @@ func ReadPolicies(files []string) ([]*policy.Policy, []error) {
 	return policies, errs
 }
 
-// policyDocument accepts an AgentPolicy document, or a v1 ConfigMap holding one under policy.yaml. It returns
-// the policy document and the prefix to give its field errors. Anything else is returned as it is, for
-// policy.Parse to say what is wrong with it.
-//
-// webhook.PolicyDocument does a narrower job: it is given an object already decoded (strictly) as a policy
-// ConfigMap, also refuses a policy kept under binaryData, and returns field errors rooted at the ConfigMap
-// (webhook.PrefixErrors re-roots Parse's). Here a file may hold either kind, so the kind is looked at first,
-// and only the fields needed to tell are read.
-func policyDocument(doc []byte) ([]byte, string, error) {
-	var h struct {
-		APIVersion string            `json:"apiVersion"`
-		Kind       string            `json:"kind"`
-		Data       map[string]string `json:"data"`
+// readPolicyDocument parses one document of a policy file: an AgentPolicy, or a v1 ConfigMap read by the
+// cluster's contract (policy.ParseConfigMap: the document under data[policy.yaml], errors rooted there). A
+// ConfigMap given explicitly is taken as a policy whatever its label says: the label decides what a cluster
+// watches, and naming the file is the same decision. Anything else goes to policy.Parse, which says what is
+// wrong with it.
+func readPolicyDocument(doc []byte) (*policy.Policy, field.ErrorList) {
+	var tm metav1.TypeMeta
+	if json.Unmarshal(doc, &tm) != nil || tm.APIVersion != "v1" || tm.Kind != "ConfigMap" {
+		return policy.Parse(doc)
 	}
-	if err := json.Unmarshal(doc, &h); err != nil {
-		return doc, "", nil // Parse reports it with the field
+	var cm corev1.ConfigMap
+	strict, err := kjson.UnmarshalStrict(doc, &cm, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err == nil && len(strict) > 0 {
+		err = errors.Join(strict...)
 	}
-	if h.APIVersion != "v1" || h.Kind != "ConfigMap" {
-		return doc, "", nil
+	if err != nil {
+		return nil, field.ErrorList{field.Invalid(nil, "", "not a valid v1 ConfigMap: "+err.Error())}
 	}
-	body, ok := h.Data["policy.yaml"]
-	if !ok {
-		return nil, "", errors.New(`data: a policy ConfigMap holds its policy under the key "policy.yaml"`)
-	}
-	return []byte(body), "data[policy.yaml]: ", nil
+	return policy.ParseConfigMap(&cm)
 }
 
 // fieldErrorString prints a field error without an empty path in front.

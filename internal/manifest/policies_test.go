@@ -29,11 +29,16 @@ data:
 		{"several in one file and in several", []string{agents + "---\n" + configMap, `{"apiVersion": "agentgate.io/v1alpha1", "kind": "AgentPolicy", "metadata": {"name": "json"}}`},
 			[]string{"agents", "tools", "json"}},
 		{"a ConfigMap without policy.yaml", []string{"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {other: x}\n"},
-			[]string{`policy F0:1: data: a policy ConfigMap holds its policy under the key "policy.yaml"`}},
+			[]string{`policy F0:1: data[policy.yaml]: Required value: a ConfigMap labelled agentgate.io/policy=true holds its AgentPolicy document under data[policy.yaml]`}},
+		// Read by the cluster's contract (policy.ParseConfigMap): what the server would not take, the CLI does not either.
+		{"a ConfigMap holding it under binaryData", []string{"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nbinaryData: {policy.yaml: eDo=}\n"},
+			[]string{`policy F0:1: binaryData[policy.yaml]: Invalid value: "(binary)": the policy document must be text under data`}},
+		{"a ConfigMap with a misspelt field", []string{strings.Replace(configMap, "\ndata:", "\ndta:", 1)},
+			[]string{`policy F0:1: not a valid v1 ConfigMap: unknown field "dta"`}},
 		{"field errors, prefixed inside a ConfigMap", []string{strings.Replace(agents, "warn", "block", 1) + "---\n" + strings.Replace(configMap, "audit", "block", 1)},
 			[]string{
 				`policy F0:1: document 1: spec.mode: Unsupported value: "block": `,
-				`policy F0:6: document 2: data[policy.yaml]: spec.mode: Unsupported value: "block": `,
+				`policy F0:6: document 2: data[policy.yaml].spec.mode: Unsupported value: "block": `,
 			}},
 		{"not a policy", []string{"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"}, []string{`policy F0:1: apiVersion: Unsupported value: "v1"`, `policy F0:1: kind: Unsupported value: "Pod"`}},
 		{"one name twice", []string{agents, "# again\n" + agents},
