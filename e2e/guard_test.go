@@ -206,3 +206,97 @@ func TestPolicySwitchOffIsGuarded(t *testing.T) {
 		t.Fatalf("the admin could not delete the policy: %v", err)
 	}
 }
+
+// impersonate is a client acting as user in groups, through the API server's impersonation (the suite's
+// client is in system:masters and may impersonate anyone).
+func impersonate(user string, groups ...string) kubernetes.Interface {
+	cfg := rest.CopyConfig(env.cfg)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// Edits that switch a policy off as completely as mode: audit, without touching the mode or the label. Alice
+// has RBAC to edit policy ConfigMaps; the guard refuses her each one, naming the field. A member of the admin
+// groups may make each, and undoing it is a tightening that alice may make herself where the guard can tell.
+func TestPolicyWeakeningIsGuarded(t *testing.T) {
+	alice := aliceClient(t)
+	carol := impersonate("carol", "system:authenticated", "system:masters")
+	base, err := os.ReadFile(filepath.Join(env.root, "manifests", "base", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A policy of its own, selecting no pod of the other tests (and none of these edits makes it select one).
+	doc := strings.NewReplacer("name: agents", "name: guard-weaken-e2e", "podSelector: {}", "podSelector: {matchLabels: {e2e-guard: never}}").Replace(string(base))
+	const name = "agentgate-policy-guard-weaken-e2e"
+	admin := env.client.CoreV1().ConfigMaps(systemNamespace)
+	if _, err := admin.Create(ctx, policyConfigMap(name, doc), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Delete(ctx, name, metav1.DeleteOptions{}) })
+	setDoc := func(client kubernetes.Interface, d string) error {
+		cm, err := client.CoreV1().ConfigMaps(systemNamespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.Data["policy.yaml"] = d
+		_, err = client.CoreV1().ConfigMaps(systemNamespace).Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	}
+	replace := func(from, to string) string {
+		if !strings.Contains(doc, from) {
+			t.Fatalf("test setup: the default policy has no %q; update this test", from)
+		}
+		return strings.Replace(doc, from, to, 1)
+	}
+	var adminBefore float64
+	if !env.external {
+		adminBefore = env.server.metric(t, "agentgate_guarded_changes_total", `change="policy_spec"`, `result="admin"`)
+	}
+	cases := []struct {
+		name        string
+		weakened    string
+		field       string
+		aliceUndoes bool // undoing it is a tightening
+	}{
+		{"the namespace added to exempt.namespaces", replace("namespaces: [kube-system]", "namespaces: [kube-system, team-a]"),
+			"data[policy.yaml].spec.exempt.namespaces[1]", true},
+		{"a namespace selector that matches nothing", replace(`agentgate.io/agents: "true"`, `agentgate.io/agents: "never"`),
+			"data[policy.yaml].spec.match.namespaceSelector", false},
+		// Dropping the requirement again selects more: a tightening alice may make.
+		{"an opt-in pod selector", replace("podSelector: {matchLabels: {e2e-guard: never}}", "podSelector: {matchLabels: {e2e-guard: never, sandbox: opt-in}}"),
+			"data[policy.yaml].spec.match.podSelector", true},
+		{"images.allow emptied", replace(`allow: ["registry.corp.example/agents/**"]`, "allow: []"),
+			"data[policy.yaml].spec.images.allow", true},
+		{"a commands.blocked entry removed", replace(`"reboot", `, ""),
+			"data[policy.yaml].spec.commands.blocked[5]", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			requireGuarded(t, c.name, setDoc(alice, c.weakened), c.field)
+			stored, err := admin.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stored.Data["policy.yaml"] != doc {
+				t.Fatalf("the policy changed despite the refusal:\n%s", stored.Data["policy.yaml"])
+			}
+			if err := setDoc(carol, c.weakened); err != nil {
+				t.Fatalf("a member of system:masters could not make the change: %v", err)
+			}
+			undoer := carol
+			if c.aliceUndoes {
+				undoer = alice
+			}
+			if err := setDoc(undoer, doc); err != nil {
+				t.Fatalf("undoing the change: %v", err)
+			}
+		})
+	}
+	if !env.external {
+		// Carol's weakenings are counted as admin changes (and logged as admission.guarded): one per case, and
+		// one more for putting the namespace selector's value back, which is a change of the selector too.
+		if got := env.server.metric(t, "agentgate_guarded_changes_total", `change="policy_spec"`, `result="admin"`) - adminBefore; got != float64(len(cases)+1) {
+			t.Errorf("agentgate_guarded_changes_total{change=policy_spec,result=admin} rose by %v, want %d", got, len(cases)+1)
+		}
+	}
+}

@@ -19,10 +19,10 @@
 //   - POST /validate-policy: a ConfigMap labelled agentgate.io/policy=true must hold a valid AgentPolicy
 //     under data[policy.yaml]; every field error comes back at once, its path prefixed data[policy.yaml].
 //   - POST /validate-guard: the changes that switch the sandbox off — a Namespace UPDATE (any subresource)
-//     that removes agentgate.io/agents or sets it to anything but "true"; a policy ConfigMap UPDATE that
-//     downgrades spec.mode from enforce to warn or audit or removes agentgate.io/policy; the DELETE of a
-//     policy ConfigMap — are refused (403, a cause naming the field) unless request.userInfo.groups holds one
-//     of Options.AdminGroups (default system:masters). Every other request is allowed; an object that does
+//     that removes agentgate.io/agents or sets it to anything but "true"; a policy ConfigMap UPDATE or DELETE
+//     that weakens the policy (policy.ConfigMapWeakenings: its mode, match, exemptions, allowlists, bounds,
+//     label, key, …) — are refused (403, a cause per change naming the field, old and new value) unless
+//     request.userInfo.groups holds one of Options.AdminGroups (default system:masters). Every other request is allowed; an object that does
 //     not decode is refused. Guarded changes, refused or made by an admin, are logged as admission.guarded
 //     and counted in agentgate_guarded_changes_total. See guard.go and docs/operating.md.
 //   - GET /healthz (liveness) and GET /readyz (200 only when every policy source has synced, TLS is serving
