@@ -153,8 +153,11 @@ func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRe
 			ev.setObject(&old.ObjectMeta)
 		}
 		for _, w := range policy.ConfigMapWeakenings(old, cur, s.opts.PolicyNamespace) {
-			changes = append(changes, guardedChange{change: weakeningChange(w), field: w.Field, old: w.Old, new: w.New,
-				detail: w.Old + " -> " + w.New + ": " + w.Detail})
+			detail := w.Old + " -> " + w.New + ": " + w.Detail
+			if w.Rule == policy.RuleDelete {
+				detail = w.Detail // the whole object: no field to show a value of
+			}
+			changes = append(changes, guardedChange{change: weakeningChange(w), field: w.Field, old: w.Old, new: w.New, detail: detail})
 		}
 	}
 	if len(changes) == 0 {
