@@ -175,7 +175,7 @@ func TestGuard(t *testing.T) {
 		{name: "policy: namespace exempted by an admin", review: cmUpdate(policyLabels, enforce, policyLabels, string(policyDoc(t, "namespaces: [kube-system]", "namespaces: [kube-system, team-a]"))),
 			groups: admin, change: changePolicySpec},
 		{name: "policy: tightened", review: cmUpdate(policyLabels, enforce, policyLabels, string(policyDoc(t, "namespaces: [kube-system]", "namespaces: []",
-			`max: {cpu: "4", memory: 8Gi}`, `max: {cpu: "2", memory: 8Gi}`, `"iptables"]`, `"iptables", "halt"]`))), groups: alice},
+			`max: {cpu: "4", memory: 8Gi}`, `max: {cpu: "2", memory: 8Gi}`, `"ip6tables"]`, `"ip6tables", "nft"]`))), groups: alice},
 		{name: "not a policy before", review: cmUpdate(map[string]string{"app": "x"}, enforce, policyLabels, withMode(t, "audit")), groups: alice},
 		{name: "policy: delete", review: rv{gvk: cmGVK, namespace: "agentgate-system", name: "agentgate-policy-agents", op: admissionv1.Delete,
 			old: policyCM("agentgate-policy-agents", policyLabels, enforce)}, groups: alice, refused: []string{""}, change: changePolicyDelete},
