@@ -16,6 +16,7 @@ const usage = `agentgate: admission webhook that sandboxes agent pods
 Usage:
   agentgate serve [flags]           serve /mutate, /validate, /validate-policy over HTTPS
   agentgate check [flags] PATH...   judge manifests offline (files, folders, - for stdin)
+  agentgate audit [flags]           judge what already runs on a cluster (read-only)
   agentgate version
 
 Run "agentgate COMMAND -h" for a command's flags.
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runServe(ctx, args[1:], stderr)
 	case "check":
 		return runCheck(args[1:], stdin, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return 0

@@ -162,6 +162,12 @@ func (r *Run) namespace(name string) policy.Namespace {
 	if ns.Name == "" {
 		ns.Name = "default"
 	}
+	if live, ok := r.Namespaces[ns.Name]; ok {
+		ns.Labels = live
+		if ns.Labels == nil {
+			ns.Labels = map[string]string{}
+		}
+	}
 	if ns.Labels != nil {
 		ns.Labels = maps.Clone(ns.Labels)
 		if _, ok := ns.Labels["kubernetes.io/metadata.name"]; !ok {

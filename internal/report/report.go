@@ -29,6 +29,9 @@ type Run struct {
 	// NamespaceLabels are the labels of every workload's namespace; nil when they are unknown, so that every
 	// namespaceSelector matches (the strict side).
 	NamespaceLabels map[string]string
+	// Namespaces, when set, are the live labels of each namespace by name (agentgate audit): they win over
+	// NamespaceLabels for the namespaces they hold.
+	Namespaces map[string]map[string]string
 	// Fix also computes, for WriteFixed, the hardening of every workload (controllers' templates included).
 	Fix bool
 	// Version is the agentgate version that SARIF names as its tool's.

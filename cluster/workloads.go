@@ -1,0 +1,111 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/pager"
+
+	"agentgate.io/agentgate/policy"
+)
+
+// AgentNamespaces lists the namespaces that at least one policy of set selects by its namespaceSelector (a
+// policy without one selects every namespace), sorted by name. One paginated LIST of namespaces.
+func AgentNamespaces(ctx context.Context, client kubernetes.Interface, set *policy.Set) ([]policy.Namespace, error) {
+	var selectors []labels.Selector
+	for _, p := range set.Policies {
+		sel := labels.Everything()
+		if ls := p.Spec.Match.NamespaceSelector; ls != nil {
+			s, err := metav1.LabelSelectorAsSelector(ls)
+			if err != nil {
+				return nil, fmt.Errorf("policy %s: spec.match.namespaceSelector: %w", p.Name, err)
+			}
+			sel = s
+		}
+		selectors = append(selectors, sel)
+	}
+	var out []policy.Namespace
+	err := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return client.CoreV1().Namespaces().List(ctx, opts)
+	}).EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		ns := obj.(*corev1.Namespace)
+		if slices.ContainsFunc(selectors, func(s labels.Selector) bool { return s.Matches(labels.Set(ns.Labels)) }) {
+			out = append(out, policy.Namespace{Name: ns.Name, Labels: ns.Labels})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing namespaces: %w", err)
+	}
+	slices.SortFunc(out, func(a, b policy.Namespace) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// workloadKind is one kind agentgate judges, listed live.
+type workloadKind struct {
+	apiVersion, kind string
+	list             func(c kubernetes.Interface, ns string) pager.ListPageFunc
+}
+
+func lister[L runtime.Object](f func(ctx context.Context, opts metav1.ListOptions) (L, error)) pager.ListPageFunc {
+	return func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) { return f(ctx, opts) }
+}
+
+// workloadKinds are the kinds policy.DecodeWorkload judges, in the order a report lists them.
+var workloadKinds = []workloadKind{
+	{"v1", "Pod", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.CoreV1().Pods(ns).List) }},
+	{"apps/v1", "Deployment", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.AppsV1().Deployments(ns).List) }},
+	{"apps/v1", "ReplicaSet", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.AppsV1().ReplicaSets(ns).List) }},
+	{"apps/v1", "StatefulSet", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.AppsV1().StatefulSets(ns).List) }},
+	{"apps/v1", "DaemonSet", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.AppsV1().DaemonSets(ns).List) }},
+	{"batch/v1", "Job", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.BatchV1().Jobs(ns).List) }},
+	{"batch/v1", "CronJob", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.BatchV1().CronJobs(ns).List) }},
+	{"v1", "ReplicationController", func(c kubernetes.Interface, ns string) pager.ListPageFunc {
+		return lister(c.CoreV1().ReplicationControllers(ns).List)
+	}},
+}
+
+// pageSize bounds what one LIST returns: memory stays flat however many objects a namespace holds.
+const pageSize = 500
+
+// EachWorkload lists every pod and pod-making workload of a namespace, paginated, and calls each with the
+// object as JSON (apiVersion and kind set, managed fields dropped), in workloadKinds order. Finished pods
+// (Succeeded, Failed) are skipped: nothing runs in them. API calls: one paginated LIST per kind.
+func EachWorkload(ctx context.Context, client kubernetes.Interface, namespace string, each func(kind string, obj []byte) error) error {
+	for _, k := range workloadKinds {
+		p := pager.New(k.list(client, namespace))
+		p.PageSize = pageSize
+		err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+			if pod, ok := obj.(*corev1.Pod); ok && (pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed) {
+				return nil
+			}
+			if m, ok := obj.(metav1.Object); ok {
+				m.SetManagedFields(nil)
+			}
+			obj.GetObjectKind().SetGroupVersionKind(gvk(k.apiVersion, k.kind))
+			data, err := json.Marshal(obj)
+			if err != nil {
+				return err
+			}
+			return each(k.kind, data)
+		})
+		if err != nil {
+			return fmt.Errorf("listing %s in namespace %s: %w", k.kind, namespace, err)
+		}
+	}
+	return nil
+}
+
+func gvk(apiVersion, kind string) schema.GroupVersionKind {
+	gv, _ := schema.ParseGroupVersion(apiVersion)
+	return gv.WithKind(kind)
+}

@@ -1,0 +1,189 @@
+package main
+
+// agentgate audit: flags and wiring. Listing the live cluster is package cluster's job, judging package
+// policy's (through the webhooks' decision path, as agentgate check does), reporting internal/report's.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"agentgate.io/agentgate/cluster"
+	"agentgate.io/agentgate/internal/manifest"
+	"agentgate.io/agentgate/internal/report"
+	"agentgate.io/agentgate/policy"
+)
+
+const auditUsage = `Usage: agentgate audit [flags]
+
+Judge what already runs: every pod (not finished) and pod-making workload (Deployment, ReplicaSet, StatefulSet,
+DaemonSet, Job, CronJob, ReplicationController) in the namespaces the policies select, through the same decision
+path as the admission webhook and agentgate check. Read-only: paginated LISTs, nothing is written.
+
+Flags:
+  --kubeconfig FILE        cluster to audit (default: $KUBECONFIG, then in-cluster)
+  --policy FILE            judge by these policies (AgentPolicy documents or ConfigMaps holding one) instead of
+                           the cluster's policy ConfigMaps: a candidate policy judged against the live cluster.
+                           Repeatable.
+  --policy-namespace NS    where the cluster's policy ConfigMaps are (default agentgate-system)
+  --namespace NS           audit this namespace only (it is judged even if no policy selects it)
+  -o, --output FORMAT      text (default), json (the objects of agentgate check -o json) or sarif
+
+Each namespace is reported as a source named "namespace/NS"; its objects are its documents.
+Exit status: 0 everything admitted; 1 something would be denied; 2 the cluster, a permission or a policy is
+unusable (the message says which).
+`
+
+type auditOptions struct {
+	kubeconfig, policyNamespace, namespace, output string
+	policies                                       []string
+}
+
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o := auditOptions{}
+	fs := flag.NewFlagSet("agentgate audit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, auditUsage) }
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "")
+	fs.Func("policy", "", func(s string) error { o.policies = append(o.policies, s); return nil })
+	fs.StringVar(&o.policyNamespace, "policy-namespace", "agentgate-system", "")
+	fs.StringVar(&o.namespace, "namespace", "", "")
+	fs.StringVar(&o.output, "o", "text", "")
+	fs.StringVar(&o.output, "output", "text", "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return report.ExitUnusable
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "agentgate audit: "+format+"\n", a...)
+		return report.ExitUnusable
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	switch o.output {
+	case "text", "json", "sarif":
+	default:
+		return fail("-o %q: want text, json or sarif", o.output)
+	}
+	client, err := auditClient(o.kubeconfig)
+	if err != nil {
+		return fail("%v", err)
+	}
+	var set *policy.Set
+	if len(o.policies) > 0 {
+		policies, errs := manifest.ReadPolicies(o.policies)
+		for _, err := range errs {
+			fmt.Fprintf(stderr, "agentgate audit: %v\n", err)
+		}
+		if len(errs) > 0 {
+			return report.ExitUnusable
+		}
+		set = policy.NewSet(policies...)
+	} else {
+		policies, errs := cluster.ReadPolicies(ctx, client, o.policyNamespace)
+		for _, err := range errs {
+			fmt.Fprintf(stderr, "agentgate audit: %v\n", err)
+		}
+		if len(errs) > 0 {
+			return report.ExitUnusable
+		}
+		if len(policies) == 0 {
+			return fail("no policy ConfigMap in namespace %s (label %s): nothing to judge by; use --policy", o.policyNamespace, policy.ConfigMapSelector)
+		}
+		set = policy.NewSet(policies...)
+	}
+
+	namespaces, err := cluster.AgentNamespaces(ctx, client, set)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if o.namespace != "" {
+		ns, err := client.CoreV1().Namespaces().Get(ctx, o.namespace, metav1.GetOptions{})
+		if err != nil {
+			return fail("namespace %s: %v", o.namespace, err)
+		}
+		namespaces = []policy.Namespace{{Name: ns.Name, Labels: ns.Labels}}
+	}
+	r := &report.Run{Set: set, Version: version, Namespaces: map[string]map[string]string{}}
+	progress := newProgress(stderr)
+	for i, ns := range namespaces {
+		r.Namespaces[ns.Name] = ns.Labels
+		var docs []byte
+		n := 0
+		err := cluster.EachWorkload(ctx, client, ns.Name, func(_ string, obj []byte) error {
+			docs = append(append(docs, obj...), '\n')
+			n++
+			return nil
+		})
+		if err != nil {
+			progress.done()
+			return fail("%v", err)
+		}
+		if n > 0 {
+			r.Judge(&manifest.Source{Name: "namespace/" + ns.Name, Data: docs})
+		}
+		progress.update(fmt.Sprintf("audited %d of %d namespaces (%s: %d objects)", i+1, len(namespaces), ns.Name, n))
+	}
+	progress.done()
+	switch o.output {
+	case "json":
+		r.WriteJSON(stdout, stderr)
+	case "sarif":
+		r.WriteSARIF(stdout, stderr)
+	default:
+		r.WriteText(stdout, stderr)
+	}
+	return r.Tally().ExitCode()
+}
+
+func auditClient(kubeconfig string) (kubernetes.Interface, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no cluster configuration (--kubeconfig, $KUBECONFIG, in-cluster): %w", err)
+	}
+	cfg.UserAgent = "agentgate-audit/" + version
+	return kubernetes.NewForConfig(cfg)
+}
+
+// progress is one line rewritten in place on a terminal, and nothing elsewhere (a CI log gets no noise).
+type progress struct {
+	w        io.Writer
+	terminal bool
+	shown    bool
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.terminal = true
+		}
+	}
+	return p
+}
+
+func (p *progress) update(line string) {
+	if p.terminal {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.shown = true
+	}
+}
+
+func (p *progress) done() {
+	if p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
