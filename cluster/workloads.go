@@ -63,12 +63,22 @@ func lister[L runtime.Object](f func(ctx context.Context, opts metav1.ListOption
 // workloadKinds are the kinds policy.DecodeWorkload judges, in the order a report lists them.
 var workloadKinds = []workloadKind{
 	{"v1", "Pod", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.CoreV1().Pods(ns).List) }},
-	{"apps/v1", "Deployment", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.AppsV1().Deployments(ns).List) }},
-	{"apps/v1", "ReplicaSet", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.AppsV1().ReplicaSets(ns).List) }},
-	{"apps/v1", "StatefulSet", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.AppsV1().StatefulSets(ns).List) }},
-	{"apps/v1", "DaemonSet", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.AppsV1().DaemonSets(ns).List) }},
+	{"apps/v1", "Deployment", func(c kubernetes.Interface, ns string) pager.ListPageFunc {
+		return lister(c.AppsV1().Deployments(ns).List)
+	}},
+	{"apps/v1", "ReplicaSet", func(c kubernetes.Interface, ns string) pager.ListPageFunc {
+		return lister(c.AppsV1().ReplicaSets(ns).List)
+	}},
+	{"apps/v1", "StatefulSet", func(c kubernetes.Interface, ns string) pager.ListPageFunc {
+		return lister(c.AppsV1().StatefulSets(ns).List)
+	}},
+	{"apps/v1", "DaemonSet", func(c kubernetes.Interface, ns string) pager.ListPageFunc {
+		return lister(c.AppsV1().DaemonSets(ns).List)
+	}},
 	{"batch/v1", "Job", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.BatchV1().Jobs(ns).List) }},
-	{"batch/v1", "CronJob", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.BatchV1().CronJobs(ns).List) }},
+	{"batch/v1", "CronJob", func(c kubernetes.Interface, ns string) pager.ListPageFunc {
+		return lister(c.BatchV1().CronJobs(ns).List)
+	}},
 	{"v1", "ReplicationController", func(c kubernetes.Interface, ns string) pager.ListPageFunc {
 		return lister(c.CoreV1().ReplicationControllers(ns).List)
 	}},
