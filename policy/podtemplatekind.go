@@ -145,11 +145,16 @@ func NewPodTemplateKinds(declared ...PodTemplateKind) (*PodTemplateKinds, error)
 	return t, nil
 }
 
-// DefaultPodTemplateKinds is the table without declared kinds.
-func DefaultPodTemplateKinds() *PodTemplateKinds {
-	t, _ := NewPodTemplateKinds()
+// DefaultPodTemplateKinds is the table without declared kinds: AgentSandboxKinds only.
+func DefaultPodTemplateKinds() *PodTemplateKinds { return defaultPodTemplateKinds }
+
+var defaultPodTemplateKinds = func() *PodTemplateKinds {
+	t, err := NewPodTemplateKinds()
+	if err != nil {
+		panic(err) // AgentSandboxKinds are fixed; a test builds them
+	}
 	return t
-}
+}()
 
 func gvkString(g schema.GroupVersionKind) string { return g.GroupVersion().String() + " " + g.Kind }
 
@@ -268,7 +273,7 @@ func (k PodTemplateKind) decodeTemplate(obj *TemplateObject, v jsontext.Value, f
 	}
 	for _, f := range podSpecFields {
 		if _, ok := members[f]; ok {
-			return fail(field.Invalid(tp.Child(f), "", fmt.Sprintf("%s holds a pod spec, not a pod template: the path of %s must lead to an object with metadata and spec, as a Deployment's spec.template does", tp, gvkString(k.GroupVersionKind))))
+			return fail(field.Forbidden(tp.Child(f), fmt.Sprintf("%s holds a pod spec, not a pod template: the path of %s must lead to an object with metadata and spec, as a Deployment's spec.template does", tp, gvkString(k.GroupVersionKind))))
 		}
 	}
 	if s, ok := members["spec"]; !ok || s.Kind() == 'n' {
