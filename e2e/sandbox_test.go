@@ -5,11 +5,11 @@ package e2e
 // own), and spec.runtime (runtime classes, user namespaces) on pods and templates.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -144,7 +144,7 @@ func TestGoodSandboxIsStoredAsSent(t *testing.T) {
 	}
 	want, _, _ := unstructured.NestedMap(sent.Object, "spec", "podTemplate")
 	got, _, _ := unstructured.NestedMap(stored.Object, "spec", "podTemplate")
-	if !reflect.DeepEqual(got, want) {
+	if !sameJSON(t, got, want) {
 		t.Errorf("the stored pod template differs from the one sent:\n got %v\nwant %v", got, want)
 	}
 
@@ -242,9 +242,24 @@ func TestDeclaredPodTemplateKind(t *testing.T) {
 	}
 	want, _, _ := unstructured.NestedMap(sent.Object, "spec")
 	got, _, _ := unstructured.NestedMap(created.Object, "spec")
-	if !reflect.DeepEqual(got, want) {
+	if !sameJSON(t, got, want) {
 		t.Errorf("the stored spec differs from the one sent:\n got %v\nwant %v", got, want)
 	}
+}
+
+// sameJSON compares two decoded objects as JSON: numbers decoded from YAML (float64) and from the API
+// server (int64) are the same value.
+func sameJSON(t *testing.T, a, b any) bool {
+	t.Helper()
+	ja, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ja) == string(jb)
 }
 
 // startDeclaredKindServer runs a second `agentgate serve` with extra flags, on the suite's certificate, and
@@ -450,4 +465,3 @@ func TestRuntimeClassAndUserNamespaces(t *testing.T) {
 		t.Errorf("a pod filled with a RuntimeClass that does not exist: %v; want the API server's refusal", err)
 	}
 }
-
