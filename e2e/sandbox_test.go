@@ -26,6 +26,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"agentgate.io/agentgate/internal/testutil"
 )
 
 var (
@@ -195,17 +197,9 @@ func TestDeclaredPodTemplateKind(t *testing.T) {
         - {name: a, image: ` + allowedImage + `, securityContext: {privileged: true}}
 `
 	// The API server applies a new webhook configuration asynchronously: wait until it calls this server.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := jobs.Create(ctx, job("probe", badTemplate), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err != nil && strings.Contains(err.Error(), "spec.runner.template.spec.hostPID") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the API server never sent an AgentJob to agentgate: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testutil.Eventually(t, 30*time.Second, "the API server sending AgentJobs to agentgate", func() error {
+		return refusedNaming(jobs.Create(ctx, job("probe", badTemplate), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}))("spec.runner.template.spec.hostPID")
+	})
 
 	_, err := jobs.Create(ctx, job("bad", badTemplate), metav1.CreateOptions{})
 	if err == nil {
@@ -302,16 +296,22 @@ func startDeclaredKindServer(t *testing.T, args ...string) *serverProcess {
 // waitForLog waits until the server's log holds want (its events are written as they happen).
 func waitForLog(t *testing.T, p *serverProcess, want string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testutil.EventuallyTrue(t, 15*time.Second, "the log saying "+want, func() bool {
 		data, _ := os.ReadFile(p.logPath)
-		if strings.Contains(string(data), want) {
-			return
+		return strings.Contains(string(data), want)
+	})
+}
+
+// refusedNaming turns a create's result into a condition: refused with a message naming field.
+func refusedNaming[T any](_ T, err error) func(field string) error {
+	return func(field string) error {
+		switch {
+		case err == nil:
+			return fmt.Errorf("admitted")
+		case !strings.Contains(err.Error(), field):
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the log never said %s:\n%s", want, data)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
 	}
 }
 
@@ -379,20 +379,11 @@ func TestRuntimeClassAndUserNamespaces(t *testing.T) {
 	ns := nsObj.Name
 	pods := env.client.CoreV1().Pods(ns)
 
-	// Wait until the new policy is served.
 	rootful := agentPod("rootful")
 	rootful.Spec.HostUsers = ptr(true)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := pods.Create(ctx, rootful, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err != nil && strings.Contains(err.Error(), "spec.hostUsers") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the runtime policy was not served within 10s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the runtime policy served", func() error {
+		return refusedNaming(pods.Create(ctx, rootful, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}))("spec.hostUsers")
+	})
 
 	created, err := pods.Create(ctx, agentPod("sandboxed"), metav1.CreateOptions{})
 	if err != nil {

@@ -136,7 +136,7 @@ func TestSandboxJudgedByItsTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if w.Kind != "Sandbox" || w.IsPod() || w.Meta.Name != "sb" || w.SpecPath.String() != "spec.podTemplate.spec" || w.PodMetaPath.String() != "spec.podTemplate.metadata" {
-		t.Errorf("workload %s %s %s", w.Name(), w.SpecPath, w.PodMetaPath)
+		t.Errorf("workload %s/%s %s %s", w.Kind, w.Meta.Name, w.SpecPath, w.PodMetaPath)
 	}
 	res, ops, err := set.Review(raw, w, testNS)
 	if err != nil || ops != nil {
