@@ -149,3 +149,24 @@ func runtimeClassNameOf(s *corev1.PodSpec) string {
 	}
 	return quote(*s.RuntimeClassName)
 }
+
+// weakenRuntime (weakeningRules' "runtime"): the allowed RuntimeClasses follow the allowlist rule (none added,
+// not emptied: empty allows any); defaultRuntimeClassName may be set but not changed (another runtime may
+// isolate less) nor removed (pods that name none then run in the node's default runtime, runc usually);
+// hostUsers: false may not be unset.
+func weakenRuntime(old, cur *Policy, w *weakenings) {
+	rp := specPath.Child("runtime")
+	o, c := old.Spec.Runtime, cur.Spec.Runtime
+	allowList(w, rp.Child("runtimeClassNames"), o.RuntimeClassNames, c.RuntimeClassNames, identity,
+		"agent pods may run in this RuntimeClass", "agent pods may name any RuntimeClass")
+	if d := o.DefaultRuntimeClassName; d != "" && c.DefaultRuntimeClassName != d {
+		if c.DefaultRuntimeClassName == "" {
+			w.add(rp.Child("defaultRuntimeClassName"), quote(d), "(none)", "mutation no longer fills a RuntimeClass: pods that name none run in the node's default runtime")
+		} else {
+			w.add(rp.Child("defaultRuntimeClassName"), quote(d), quote(c.DefaultRuntimeClassName), "mutation fills another RuntimeClass, which may isolate less, where a pod names none")
+		}
+	}
+	if o.forcesUserNamespace() && !c.forcesUserNamespace() {
+		w.add(rp.Child("hostUsers"), "false", "(none)", "pods may share the node's user namespace (root in the container is root on the node), and mutation no longer fills hostUsers: false")
+	}
+}

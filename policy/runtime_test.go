@@ -178,3 +178,46 @@ spec:
 		t.Error("judging the Deployment changed its template")
 	}
 }
+
+// TestWeakenRuntime: loosening spec.runtime is a weakening the guard refuses to non-admins, at its field;
+// tightening it is not.
+func TestWeakenRuntime(t *testing.T) {
+	base := policyHead + "spec:\n  " + runtimePolicy + "\n"
+	old := mustParse(t, base)
+	for _, tc := range []struct {
+		name, runtime string
+		want          []string // "field: old -> new"
+	}{
+		{"unchanged, spelt otherwise", "runtime: {hostUsers: false, defaultRuntimeClassName: gvisor, runtimeClassNames: [kata, gvisor]}", nil},
+		{"a class removed from the list", "runtime: {runtimeClassNames: [gvisor], defaultRuntimeClassName: gvisor, hostUsers: false}", nil},
+		{"runc allowed", "runtime: {runtimeClassNames: [gvisor, kata, runc], defaultRuntimeClassName: gvisor, hostUsers: false}",
+			[]string{`spec.runtime.runtimeClassNames[2]: (none) -> "runc"`}},
+		{"list emptied", "runtime: {defaultRuntimeClassName: gvisor, hostUsers: false}",
+			[]string{`spec.runtime.runtimeClassNames: ["gvisor", "kata"] -> []`}},
+		{"default changed", "runtime: {runtimeClassNames: [gvisor, kata], defaultRuntimeClassName: kata, hostUsers: false}",
+			[]string{`spec.runtime.defaultRuntimeClassName: "gvisor" -> "kata"`}},
+		{"default removed", "runtime: {runtimeClassNames: [gvisor, kata], hostUsers: false}",
+			[]string{`spec.runtime.defaultRuntimeClassName: "gvisor" -> (none)`}},
+		{"user namespaces no longer forced", "runtime: {runtimeClassNames: [gvisor, kata], defaultRuntimeClassName: gvisor}",
+			[]string{"spec.runtime.hostUsers: false -> (none)"}},
+		{"the whole section removed", "windows: deny", []string{
+			`spec.runtime.runtimeClassNames: ["gvisor", "kata"] -> []`, `spec.runtime.defaultRuntimeClassName: "gvisor" -> (none)`, "spec.runtime.hostUsers: false -> (none)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, w := range Weakenings(old, mustParse(t, policyHead+"spec:\n  "+tc.runtime+"\n")) {
+				if w.Rule != "runtime" || w.Detail == "" {
+					t.Errorf("weakening %+v", w)
+				}
+				got = append(got, w.Field+": "+w.Old+" -> "+w.New)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("weakenings\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+	// From no runtime section to one is tightening.
+	if ws := Weakenings(mustParse(t, policyHead), old); len(ws) != 0 {
+		t.Errorf("adding spec.runtime counted as weakening: %v", ws)
+	}
+}
