@@ -22,6 +22,7 @@ type check struct {
 // self-registered, so that reading this slice tells everything agentgate enforces.
 var checks = []check{
 	checkHostNamespaces,
+	checkHostUsers,
 	checkPrivileged,
 	checkHostPath,
 	checkHostPorts,
@@ -44,6 +45,7 @@ var checks = []check{
 	checkImages,
 	checkCommands,
 	checkEnvSecrets,
+	checkRuntimeClass,
 	checkWindows,
 }
 

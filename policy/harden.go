@@ -49,6 +49,12 @@ func (p *Policy) hardenPod(pod *podView, dry bool) bool {
 		podSC(s).SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
 		changed = true
 	}
+	if p.hardenRuntime(pod, dry) {
+		if dry {
+			return true
+		}
+		changed = true
+	}
 	for _, ca := range pod.containers {
 		if p.hardenContainer(ca, pod.windows, dry) {
 			if dry {

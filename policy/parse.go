@@ -292,6 +292,7 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 
 	p.commands, e = compileCommands(s.Commands, sp.Child("commands"))
 	errs = append(errs, e...)
+	errs = append(errs, compileRuntime(&s.Runtime, sp.Child("runtime"))...)
 	return p, errs
 }
 

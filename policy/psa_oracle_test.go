@@ -203,8 +203,8 @@ func reportOracleFailures(t *testing.T, fails []string) {
 }
 
 // oraclePolicies: the default policy with permissive images (the oracle judges security fields, not image
-// provenance: registry.k8s.io/pause has neither an approved registry nor a tag), and the same with
-// windows: skipLinuxChecks, so Windows pods are judged too.
+// provenance: registry.k8s.io/pause has neither an approved registry nor a tag), the same with
+// windows: skipLinuxChecks, so Windows pods are judged too, and the same with spec.runtime set.
 func oraclePolicies(t *testing.T) map[string]*Set {
 	images := func(ap *AgentPolicy) {
 		ap.Spec.Images.Allow = []string{"registry.k8s.io/**", "docker.io/**", "registry.corp.example/**"}
@@ -215,6 +215,12 @@ func oraclePolicies(t *testing.T) map[string]*Set {
 		"skipLinuxChecks": NewSet(policyFromDefault(t, func(ap *AgentPolicy) {
 			images(ap)
 			ap.Spec.Windows = WindowsSkipLinuxChecks
+		})),
+		// spec.runtime fills runtimeClassName and hostUsers: false; Pod Security relaxes runAsNonRoot and
+		// runAsUser for pods in a user namespace, so agentgate's forced fields must still stand alone.
+		"runtime": NewSet(policyFromDefault(t, func(ap *AgentPolicy) {
+			images(ap)
+			ap.Spec.Runtime = Runtime{RuntimeClassNames: []string{"gvisor", "kata"}, DefaultRuntimeClassName: "gvisor", HostUsers: ptrTo(false)}
 		})),
 	}
 }

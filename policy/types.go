@@ -54,6 +54,7 @@ type Spec struct {
 	Resources           Resources             `json:"resources,omitempty"`
 	Commands            Commands              `json:"commands,omitempty"`
 	Env                 Env                   `json:"env,omitempty"`
+	Runtime             Runtime               `json:"runtime,omitempty"`
 	Windows             WindowsMode           `json:"windows,omitempty"`
 }
 

@@ -86,6 +86,7 @@ var weakeningRules = []weakeningRule{
 	{"commands", []string{"commands.blocked", "commands.allowed"}, weakenCommands},
 	{"env", []string{"env.denyLiteralSecrets"}, weakenEnv},
 	{"windows", []string{"windows"}, weakenWindows},
+	{"runtime", []string{"runtime.runtimeClassNames", "runtime.defaultRuntimeClassName", "runtime.hostUsers"}, weakenRuntime},
 }
 
 var specPath = field.NewPath("spec")

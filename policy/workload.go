@@ -75,7 +75,7 @@ func Supported(gk schema.GroupKind) bool {
 type UnsupportedKindError struct{ GroupKind schema.GroupKind }
 
 func (e *UnsupportedKindError) Error() string {
-	return fmt.Sprintf("unsupported kind %q: agentgate judges Pods, ReplicationControllers and apps/v1 Deployment, ReplicaSet, StatefulSet, DaemonSet, batch/v1 Job, CronJob", e.GroupKind.String())
+	return fmt.Sprintf("unsupported kind %q: agentgate judges Pods, ReplicationControllers and apps/v1 Deployment, ReplicaSet, StatefulSet, DaemonSet, batch/v1 Job, CronJob, agent-sandbox's Sandbox and SandboxTemplate, and the kinds declared with --pod-template-kind", e.GroupKind.String())
 }
 
 // DecodeWorkload decodes a JSON object of the given kind strictly: an unknown or duplicated field is an error,
@@ -188,6 +188,8 @@ func NewWorkload(obj runtime.Object) (*Workload, error) {
 		return template("Job", o, &o.ObjectMeta, &o.Spec.Template, templatePath), nil
 	case *batchv1.CronJob:
 		return template("CronJob", o, &o.ObjectMeta, &o.Spec.JobTemplate.Spec.Template, jobTemplatePath), nil
+	case *TemplateObject:
+		return template(o.declared.GroupVersionKind.Kind, o, &o.ObjectMeta, &o.Template, o.declared.TemplatePath()), nil
 	}
 	return nil, fmt.Errorf("unsupported object type %T", obj)
 }

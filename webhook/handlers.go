@@ -92,7 +92,7 @@ func (s *Server) serveReview(endpoint string, decide decider) http.HandlerFunc {
 		}
 		// Counted and logged before the answer leaves: whoever reads the answer finds the event and metric.
 		elapsed := time.Since(start)
-		s.metrics.requests.WithLabelValues(endpoint, kindLabel(req), operationLabel(req.Operation), d.result).Inc()
+		s.metrics.requests.WithLabelValues(endpoint, s.kindLabel(req), operationLabel(req.Operation), d.result).Inc()
 		duration.Observe(elapsed.Seconds())
 		ev.emit(s.log, d, elapsed)
 		if err := writeJSON(w, answer); err != nil {
@@ -101,15 +101,7 @@ func (s *Server) serveReview(endpoint string, decide decider) http.HandlerFunc {
 	}
 }
 
-// kindLabel and operationLabel keep metric labels to bounded sets whatever a client sends.
-func kindLabel(req *admissionv1.AdmissionRequest) string {
-	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
-	if policy.Supported(gk) || gk == configMapGK {
-		return gk.Kind
-	}
-	return "other"
-}
-
+// operationLabel, like kindLabel, keeps metric labels to bounded sets whatever a client sends.
 func operationLabel(op admissionv1.Operation) string {
 	switch op {
 	case admissionv1.Create, admissionv1.Update, admissionv1.Delete, admissionv1.Connect:
@@ -125,20 +117,28 @@ func (s *Server) validate(_ context.Context, req *admissionv1.AdmissionRequest, 
 		return d
 	}
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
-	if !policy.Supported(gk) {
+	tk, templated := s.podTemplateKind(req)
+	if !policy.Supported(gk) && !templated {
 		// Only a misconfigured webhook sends another kind. Fail closed, and say what to fix.
-		return refuse("unsupported_kind", 400, "%s is not a kind agentgate judges: the webhook configuration must send only Pods, ReplicationControllers and apps/v1 Deployments, ReplicaSets, StatefulSets, DaemonSets, batch/v1 Jobs and CronJobs", gvkString(req.Kind))
+		return s.unsupportedKind(req)
 	}
 	if !judgedSubResource(gk, req.SubResource) {
 		ev.note = "subresource not judged"
 		return allow()
 	}
-	w, d, ok := s.decodeWorkload(req, gk)
+	var w *policy.Workload
+	var d decision
+	var ok bool
+	if templated {
+		w, d, ok = s.decodeTemplateWorkload(req, tk)
+	} else {
+		w, d, ok = s.decodeWorkload(req, gk)
+	}
 	if !ok {
 		return d
 	}
 	ev.setObject(w.Meta)
-	if req.Operation == admissionv1.Update && unchangedPodSpec(req, gk, w) {
+	if req.Operation == admissionv1.Update && (templated && unchangedTemplate(req, tk, w) || !templated && unchangedPodSpec(req, gk, w)) {
 		// Metadata-only updates (labels, finalizers, a scale through the main resource) of an object admitted
 		// earlier: judging them again could block a pod's deletion after a policy change. The pod spec is
 		// what agentgate protects, and it did not change.

@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"agentgate.io/agentgate/policy"
 )
 
 // Defaults of Options.
@@ -65,6 +67,9 @@ type Options struct {
 	// DigestResolver pins image tags to digests for policies with images.pinDigests; nil: no pinning (the
 	// tags stay, and requireDigest, where set, denies them).
 	DigestResolver *DigestResolver
+	// PodTemplateKinds are the kinds /validate judges by a pod template at a path: agent-sandbox's and those
+	// declared with --pod-template-kind. nil: agent-sandbox's only.
+	PodTemplateKinds *policy.PodTemplateKinds
 	// ReadyChecks are extra conditions of /readyz, by name (for example an informer cache being synced).
 	ReadyChecks map[string]func() error
 

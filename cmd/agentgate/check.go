@@ -24,8 +24,8 @@ const checkUsage = `Usage: agentgate check [flags] PATH...
 
 Judge Kubernetes manifests offline, through the same decision path as the admission webhook: Pods as the
 mutating webhook would patch them and the validating webhook would then judge them, controllers (Deployment,
-ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController) by their pod template as it will be
-after hardening.
+ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController, agent-sandbox's Sandbox and
+SandboxTemplate, declared kinds) by their pod template as it will be after hardening.
 
 PATH is a file, a folder (searched recursively for *.yaml, *.yml and *.json; folders whose name starts with "."
 are skipped) or - for standard input. A file holds YAML documents separated by ---, JSON objects, or kind: List
@@ -43,6 +43,11 @@ Flags:
                               them at the source. Workloads still denied get every field hardening can fill;
                               their remaining violations say what to change by hand. Other documents are
                               printed unchanged.
+  --pod-template-kind GROUP/VERSION/KIND=FIELD.PATH
+                              judge this kind by the pod template (metadata and spec) at FIELD.PATH, like a
+                              Deployment's, as "agentgate serve --pod-template-kind" does (repeatable).
+                              agent-sandbox's Sandbox and SandboxTemplate (agents.x-k8s.io,
+                              extensions.agents.x-k8s.io, v1alpha1 and v1beta1) are always judged.
   --namespace-labels K=V,...  labels of the workloads' namespaces, for policies' namespaceSelector (plus
                               kubernetes.io/metadata.name, which the API server sets on every namespace);
                               "" means no labels. Without it the labels are unknown and every
@@ -58,9 +63,10 @@ names the file, line, document and field; the other files are still checked and 
 `
 
 type checkOptions struct {
-	policies []string
-	output   string
-	fix      bool
+	policies         []string
+	podTemplateKinds podTemplateKindFlag
+	output           string
+	fix              bool
 	// nsLabels is nil when the namespace's labels are unknown (no --namespace-labels).
 	nsLabels map[string]string
 	paths    []string
@@ -75,7 +81,12 @@ func runCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !ok {
 		return report.ExitUnusable
 	}
-	r := &report.Run{Set: set, NamespaceLabels: opts.nsLabels, Fix: opts.fix, Version: version}
+	kinds, err := opts.podTemplateKinds.table()
+	if err != nil {
+		fmt.Fprintf(stderr, "agentgate check: --pod-template-kind: %v\n", err)
+		return report.ExitUnusable
+	}
+	r := &report.Run{Set: set, NamespaceLabels: opts.nsLabels, Fix: opts.fix, Version: version, PodTemplateKinds: kinds}
 	for _, src := range manifest.Read(opts.paths, stdin) {
 		r.Judge(src)
 	}
@@ -108,6 +119,7 @@ func parseCheckArgs(args []string, stdout, stderr io.Writer) (*checkOptions, int
 	fs.StringVar(&opts.output, "o", "text", "")
 	fs.StringVar(&opts.output, "output", "text", "")
 	fs.BoolVar(&opts.fix, "fix", false, "")
+	fs.Var(&opts.podTemplateKinds, "pod-template-kind", "")
 	fs.Func("namespace-labels", "", func(s string) error {
 		m, err := parseLabels(s)
 		if err != nil {

@@ -63,12 +63,14 @@ type serveFlags struct {
 	digestTimeout    time.Duration
 	policyPollPeriod time.Duration
 	adminGroups      repeatedFlag
+	podTemplateKinds podTemplateKindFlag
 
 	// Validated forms of the flags above, set by parseServeFlags.
 	level          slog.Level
 	minTLSVersion  uint16
 	adminGroupList []string
 	clientCAs      *x509.CertPool
+	kindTable      *policy.PodTemplateKinds
 
 	// --cert-secret: the certs.Rotator.
 	certSecret            string
@@ -110,6 +112,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.digestTimeout, "digest-timeout", webhook.DefaultDigestTimeout, "how long resolving one image tag to a digest may take (policies with images.pinDigests)")
 	fs.DurationVar(&f.policyPollPeriod, "policy-poll-interval", 250*time.Millisecond, "how often --policy-file files are re-read")
+	fs.Var(&f.podTemplateKinds, "pod-template-kind", podTemplateKindUsage)
 	fs.Var(&f.adminGroups, "admin-groups", "groups that may remove agentgate.io/agents from a namespace or switch a policy ConfigMap off (/validate-guard); repeatable or comma-separated (default system:masters)")
 	fs.StringVar(&f.certSecret, "cert-secret", "", "Secret in --namespace that holds a self-managed CA and serving certificate: created, renewed and served from memory, CA injected into caBundle (excludes --cert-dir)")
 	fs.StringVar(&f.webhookConfigurations, "webhook-configurations", "agentgate", "with --cert-secret: comma-separated names; the Validating and the Mutating webhook configuration of each name get caBundle")
@@ -149,6 +152,10 @@ func (f *serveFlags) validate(fs *flag.FlagSet) error {
 	}
 	if f.maxBodyBytes <= 0 {
 		return errors.New("--max-body-bytes must be positive")
+	}
+	var err error
+	if f.kindTable, err = f.podTemplateKinds.table(); err != nil {
+		return fmt.Errorf("--pod-template-kind: %w", err)
 	}
 	switch f.tlsMinVersion {
 	case "1.3":
@@ -205,7 +212,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	opts := webhook.Options{
 		Addr: f.addr, MetricsAddr: f.metricsAddr, MaxBodyBytes: f.maxBodyBytes, HTTP2: f.http2,
 		MinTLSVersion: f.minTLSVersion, ClientCAs: f.clientCAs, AdminGroups: f.adminGroupList,
-		ShutdownTimeout: f.shutdownTimeout, ShutdownDelay: f.shutdownDelay, Logger: log,
+		ShutdownTimeout: f.shutdownTimeout, ShutdownDelay: f.shutdownDelay, Logger: log, PodTemplateKinds: f.kindTable,
 	}
 
 	if len(f.policyFiles) > 0 {
@@ -229,6 +236,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		var code int
 		if client, code = connectCluster(ctx, f, &opts, log, stderr); code != 0 {
 			return code
+		}
+	}
+	if declared := opts.PodTemplateKinds.Declared(); len(declared) > 0 {
+		log.Info("judging declared pod-template kinds", "event", "kinds.declared", "kinds", f.podTemplateKinds.String())
+		if client != nil {
+			go warnUnservedKinds(ctx, client.Discovery(), declared, log)
+		} else {
+			log.Info("declared pod-template kinds not checked against an API server (no cluster)", "event", "kinds.unchecked")
 		}
 	}
 	var selfSigned *selfSignedFiles

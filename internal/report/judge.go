@@ -118,17 +118,34 @@ func (r *Run) judgeObject(d *document, item string, obj []byte) {
 	}
 	gk := schema.GroupKind{Group: gv.Group, Kind: h.Kind}
 	d.entries = append(d.entries, e)
-	if !policy.Supported(gk) {
-		e.skipped = (&policy.UnsupportedKindError{GroupKind: gk}).Error()
-		return
-	}
-	w, err := policy.DecodeWorkload(gk, obj)
-	if err != nil {
-		e.err = err
-		if m := unknownFieldRE.FindStringSubmatch(err.Error()); m != nil {
-			e.errLine = d.LineOf(item, m[1])
+	var w *policy.Workload
+	if tk, ok := r.PodTemplateKinds.Lookup(gv.WithKind(h.Kind)); ok {
+		if w, err = tk.Decode(obj); err != nil {
+			e.err = err
+			var te *policy.TemplateError
+			if errors.As(err, &te) {
+				e.errLine = d.LineOf(item, te.Err.Field)
+			}
+			return
 		}
-		return
+	} else {
+		if !policy.Supported(gk) {
+			// Another version of a kind judged by its template is an error, not a skip: skipping it would
+			// pass in CI what the webhook would judge (or refuse).
+			if versions := r.PodTemplateKinds.Versions(gk); len(versions) > 0 {
+				e.err = fmt.Errorf("agentgate judges %s in %s, not %s: declare this version with --pod-template-kind", gk, strings.Join(versions, ", "), h.APIVersion)
+				return
+			}
+			e.skipped = (&policy.UnsupportedKindError{GroupKind: gk}).Error()
+			return
+		}
+		if w, err = policy.DecodeWorkload(gk, obj); err != nil {
+			e.err = err
+			if m := unknownFieldRE.FindStringSubmatch(err.Error()); m != nil {
+				e.errLine = d.LineOf(item, m[1])
+			}
+			return
+		}
 	}
 	ns := r.namespace(w.Meta.Namespace)
 	e.namespace = ns.Name

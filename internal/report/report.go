@@ -36,6 +36,9 @@ type Run struct {
 	Fix bool
 	// Version is the agentgate version that SARIF names as its tool's.
 	Version string
+	// PodTemplateKinds are the kinds judged by a pod template at a path (agent-sandbox's, and those of
+	// --pod-template-kind); nil: agent-sandbox's only.
+	PodTemplateKinds *policy.PodTemplateKinds
 
 	files []*file
 }
