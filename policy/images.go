@@ -349,13 +349,6 @@ func compileGlobs(patterns []string, fp *field.Path, anyPort bool) ([]glob, fiel
 	return out, errs
 }
 
-// compileGlob compiles an allow pattern: registry/repository, ports compared exactly.
-func compileGlob(pattern string) (glob, error) {
-	g, err := compileImagePattern(pattern, false)
-	g.anyPort = false
-	return g, err
-}
-
 // compileExemptImage compiles a container exemption's image: registry/repository:tag, ports compared exactly
 // (an exemption relaxes, so it names exactly what it trusts).
 func compileExemptImage(pattern string) (glob, error) {
