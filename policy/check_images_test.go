@@ -70,14 +70,14 @@ func TestCheckImages(t *testing.T) {
 			name:  "unparseable: upper case",
 			tweak: image("UPPER/case:tag"),
 			want:  []string{path + `"UPPER/case:tag" | a valid image reference`},
-			msgs: []string{`[images] the image reference does not parse: could not parse reference: UPPER/case:tag ` +
+			msgs: []string{`[images] the image reference does not parse: registry "UPPER": a registry host without "." or a port must be localhost ` +
 				`(found "UPPER/case:tag"; allowed: a valid image reference)`},
 		},
 		{
 			name:  "unparseable: a space",
 			tweak: image("a b"),
 			want:  []string{path + `"a b" | a valid image reference`},
-			msgs:  []string{`[images] the image reference does not parse: could not parse reference: a b (found "a b"; allowed: a valid image reference)`},
+			msgs:  []string{`[images] the image reference does not parse: invalid reference format: it contains ' ' (found "a b"; allowed: a valid image reference)`},
 		},
 		{
 			name:  "a registry with a port, default policy",

@@ -67,6 +67,8 @@ type podView struct {
 	specPath   *field.Path
 	containers []containerAt
 	windows    bool
+	// template: a controller's pod template, whose pods the mutating webhook will see at their creation.
+	template bool
 	// mayMountToken: the policy lets this pod carry a service-account token (automount not forced off, or
 	// its service account is listed in serviceAccountToken.allowServiceAccounts).
 	mayMountToken bool
@@ -91,6 +93,7 @@ func newPodView(p *Policy, w *Workload, exempted func(containerAt)) *podView {
 		meta: w.PodMeta, metaPath: w.PodMetaPath, spec: s, specPath: w.SpecPath,
 		containers: make([]containerAt, 0, len(s.InitContainers)+len(s.Containers)+len(s.EphemeralContainers)),
 		windows:    s.OS != nil && s.OS.Name == corev1.Windows,
+		template:   !w.IsPod(),
 
 		mayMountToken: *p.Spec.ServiceAccountToken.Automount,
 	}

@@ -147,7 +147,7 @@ func FuzzImageRef(f *testing.F) {
 		if (err == nil) != (ferr == nil) {
 			t.Fatalf("cached and fresh parses disagree: %v / %v", err, ferr)
 		}
-		if g, gerr := compileGlob(ref); gerr == nil && img != nil {
+		if g, gerr := compileImagePattern(ref, false); gerr == nil && img != nil {
 			_ = g.match(img.repoSegments())
 			_ = g.match(img.fullSegments())
 		}

@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,6 +47,7 @@ type Policy struct {
 	exemptContainer []containerExempt
 	allow, deny     []glob
 	denyTags        map[string]bool
+	pinAccess       map[string]PinAccess // by normalised registry: spec.images.pinRegistries
 	allowedCaps     map[corev1.Capability]bool
 	commands        *commandRules
 	maxResources    map[corev1.ResourceName]resource.Quantity
@@ -214,7 +213,7 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 			errs = append(errs, field.Required(cp.Child("image"), `a container exemption names the image it trusts (a glob such as "docker.io/istio/proxyv2:*")`))
 			continue
 		}
-		g, err := compileGlob(c.Image)
+		g, err := compileExemptImage(c.Image)
 		if err != nil {
 			errs = append(errs, field.Invalid(cp.Child("image"), c.Image, err.Error()))
 			continue
@@ -230,18 +229,7 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 		p.tokenSA[sa] = true
 	}
 
-	ip := sp.Child("images")
-	p.allow, e = compileGlobs(s.Images.Allow, ip.Child("allow"))
-	errs = append(errs, e...)
-	p.deny, e = compileGlobs(s.Images.Deny, ip.Child("deny"))
-	errs = append(errs, e...)
-	p.denyTags = map[string]bool{}
-	for i, t := range s.Images.DenyTags {
-		if _, err := name.NewTag("example.invalid/x:"+t, name.StrictValidation); err != nil {
-			errs = append(errs, field.Invalid(ip.Child("denyTags").Index(i), t, "not a valid image tag"))
-		}
-		p.denyTags[t] = true
-	}
+	errs = append(errs, compileImages(p, &s.Images, sp.Child("images"))...)
 
 	scp := sp.Child("securityContext")
 	p.allowedCaps = map[corev1.Capability]bool{}
@@ -308,83 +296,6 @@ func compileSelector(sel *metav1.LabelSelector, fp *field.Path) (labels.Selector
 		return nil, nil
 	}
 	return s, nil
-}
-
-func compileGlobs(patterns []string, fp *field.Path) ([]glob, field.ErrorList) {
-	var errs field.ErrorList
-	out := make([]glob, 0, len(patterns))
-	for i, pat := range patterns {
-		g, err := compileGlob(pat)
-		if err != nil {
-			errs = append(errs, field.Invalid(fp.Index(i), pat, err.Error()))
-			continue
-		}
-		out = append(out, g)
-	}
-	return out, errs
-}
-
-// glob matches a normalised image name segment by segment: "*" (and path.Match syntax) within one segment,
-// "**" across any number of segments, including none.
-type glob struct {
-	source   string
-	segments []string
-}
-
-func compileGlob(pattern string) (glob, error) {
-	if pattern == "" {
-		return glob{}, fmt.Errorf("empty pattern")
-	}
-	segs := strings.Split(pattern, "/")
-	host := segs[0]
-	if len(segs) < 2 || !(strings.ContainsAny(host, ".:*") || host == "localhost") {
-		return glob{}, fmt.Errorf(`must start with a registry host, such as "docker.io/library/*" or "registry.example.com/**"`)
-	}
-	segs[0] = normalizeRegistry(host)
-	for _, s := range segs {
-		if s == "" {
-			return glob{}, fmt.Errorf("empty path segment")
-		}
-		if s == "**" {
-			continue
-		}
-		if _, err := path.Match(s, ""); err != nil {
-			return glob{}, fmt.Errorf("segment %q: %w", s, err)
-		}
-	}
-	return glob{source: pattern, segments: segs}, nil
-}
-
-func normalizeRegistry(host string) string {
-	if host == "docker.io" {
-		return name.DefaultRegistry
-	}
-	return host
-}
-
-// match reports whether the "/"-separated name matches.
-func (g glob) match(nameSegs []string) bool { return matchSegments(g.segments, nameSegs) }
-
-func matchSegments(pat, segs []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			rest := pat[1:]
-			for i := 0; i <= len(segs); i++ {
-				if matchSegments(rest, segs[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(segs) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(pat[0], segs[0]); !ok {
-			return false
-		}
-		pat, segs = pat[1:], segs[1:]
-	}
-	return len(segs) == 0
 }
 
 func sortedResourceNames(l corev1.ResourceList) []corev1.ResourceName {

@@ -376,8 +376,8 @@ func TestParseCompiled(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.ref, err)
 		}
-		_, allow := firstMatch(p.allow, img.repoSegments())
-		_, denied := firstMatch(p.deny, img.repoSegments())
+		_, allow := firstMatch(p.allow, img)
+		_, denied := firstMatch(p.deny, img)
 		if allow != tc.allow || denied != tc.denied {
 			t.Errorf("%s: allow %v deny %v, want %v %v", tc.ref, allow, denied, tc.allow, tc.denied)
 		}

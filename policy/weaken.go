@@ -78,7 +78,8 @@ var weakeningRules = []weakeningRule{
 	{"mode", []string{"mode"}, weakenMode},
 	{"match", []string{"match.namespaceSelector", "match.podSelector"}, weakenMatch},
 	{"exempt", []string{"exempt.namespaces", "exempt.serviceAccounts", "exempt.containers[].name", "exempt.containers[].image"}, weakenExempt},
-	{"images", []string{"images.allow", "images.deny", "images.denyTags", "images.requireDigest", "images.pinDigests"}, weakenImages},
+	{"images", []string{"images.allow", "images.deny", "images.denyTags", "images.requireDigest", "images.pinDigests",
+		"images.pinRegistries[].registry", "images.pinRegistries[].localAddresses", "images.pinRegistries[].plainHTTP"}, weakenImages},
 	{"securityContext", []string{"securityContext.readOnlyRootFilesystem", "securityContext.allowedCapabilities",
 		"securityContext.allowPrivilegeEscalation", "securityContext.runAsNonRoot", "securityContext.seccompProfile"}, weakenSecurityContext},
 	{"serviceAccountToken", []string{"serviceAccountToken.automount", "serviceAccountToken.allowServiceAccounts"}, weakenServiceAccountToken},
@@ -200,6 +201,21 @@ func weakenImages(old, cur *Policy, w *weakenings) {
 	removedEntries(w, ip.Child("denyTags"), o.DenyTags, c.DenyTags, identity, "images with this tag are no longer denied")
 	turnedOff(w, ip.Child("requireDigest"), o.RequireDigest, c.RequireDigest, "images referenced by a mutable tag are admitted")
 	turnedOff(w, ip.Child("pinDigests"), o.PinDigests, c.PinDigests, "tags are no longer pinned to the digest they name at admission")
+	// pinRegistries lets agentgate itself connect where it otherwise never does: a registry gaining either
+	// permission (compared by normalised registry) is a weakening.
+	for i, r := range c.PinRegistries {
+		reg, _, err := normalizeRegistry(r.Registry)
+		if err != nil {
+			continue
+		}
+		before, at := old.pinAccess[reg], ip.Child("pinRegistries").Index(i)
+		if r.LocalAddresses && !before.LocalAddresses {
+			w.add(at.Child("localAddresses"), "false", "true", "digest pinning may connect to this registry at loopback, link-local, unspecified or multicast addresses")
+		}
+		if r.PlainHTTP && !before.PlainHTTP {
+			w.add(at.Child("plainHTTP"), "false", "true", "digest pinning may ask this registry over plain HTTP")
+		}
+	}
 }
 
 // securityContext: every forced setting may only stay or get stricter: readOnlyRootFilesystem and
@@ -340,7 +356,7 @@ func identity(s string) string { return s }
 // globKey compares image patterns after the registry is normalised ("docker.io/x/*" is "index.docker.io/x/*").
 // The policies given to Weakenings parsed, so every pattern compiles.
 func globKey(pattern string) string {
-	g, err := compileGlob(pattern)
+	g, err := compileImagePattern(pattern, false)
 	if err != nil {
 		return "\x00" + pattern
 	}

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -578,39 +577,6 @@ func (e *event) emit(log *slog.Logger, d decision, elapsed time.Duration) {
 		attrs = append(attrs, slog.String("reason", d.bad), slog.String("error", d.resp.Result.Message))
 	}
 	log.LogAttrs(context.Background(), level, msg, attrs...)
-}
-
-// pinDigests resolves, concurrently, the tags that a selecting policy with images.pinDigests wants pinned,
-// and returns a copy of w with "tag@digest" written in (w itself when nothing was pinned). A tag that does not
-// resolve in time stays as it is: the resolver logs image.resolve_failed, and a policy that must have digests
-// says so with requireDigest, which the validating webhook then enforces.
-func (s *Server) pinDigests(ctx context.Context, set *policy.Set, w *policy.Workload, ns policy.Namespace) (*policy.Workload, bool) {
-	if s.opts.DigestResolver == nil || len(set.DigestTargets(w, ns)) == 0 {
-		return w, false
-	}
-	pinned := w.DeepCopy()
-	targets := set.DigestTargets(pinned, ns)
-	digests := make([]string, len(targets))
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Go(func() {
-			if d, err := s.opts.DigestResolver.Resolve(ctx, t.Container.Image); err == nil {
-				digests[i] = d
-			}
-		})
-	}
-	wg.Wait()
-	pinnedSome := false
-	for i, t := range targets {
-		if digests[i] != "" {
-			t.Container.Image = policy.PinnedReference(t.Container.Image, digests[i])
-			pinnedSome = true
-		}
-	}
-	if !pinnedSome {
-		return w, false
-	}
-	return pinned, true
 }
 
 // createOrUpdate says whether the review is a CREATE or UPDATE, the operations that are judged. DELETE and
