@@ -40,7 +40,7 @@ func TestOwnDeploymentPassesOwnPolicy(t *testing.T) {
 	}
 	set := policy.NewSet(policy.Default())
 	ns := policy.Namespace{Name: "agentgate-system"}
-	res := set.Judge(w, ns)
+	res := set.Judge(w, ns, policy.Requester{})
 	for _, v := range res.Violations {
 		t.Errorf("%s: %s", v.Field, v.Message)
 	}
@@ -48,7 +48,7 @@ func TestOwnDeploymentPassesOwnPolicy(t *testing.T) {
 		t.Fatal("the default policy did not select agentgate's own pod: the test proves nothing")
 	}
 	hardened := w.DeepCopy()
-	if set.Harden(hardened, ns) {
+	if set.Harden(hardened, ns, policy.Requester{}) {
 		t.Errorf("hardening changed agentgate's own pod template: it should already be as hardened as the pods it admits\n%+v", hardened.Spec)
 	}
 }

@@ -11,20 +11,20 @@ type DigestTarget struct {
 	Field     string // spec.containers[0].image
 }
 
-// DigestTargets lists, in container order, the non-exempt containers of w whose image has no digest yet and
+// DigestTargets lists, in container order, the containers (but those exempt from the images check) of w whose image has no digest yet and
 // that some selecting policy asks to pin. Image volumes are left alone: their reference is pinned by whoever
 // writes it, and requireDigest judges them like any image.
-func (s *Set) DigestTargets(w *Workload, ns Namespace) []DigestTarget {
+func (s *Set) DigestTargets(w *Workload, ns Namespace, rq Requester) []DigestTarget {
 	var out []DigestTarget
 	seen := map[*corev1.Container]bool{}
 	for _, p := range s.Policies {
 		if !p.Spec.Images.PinDigests {
 			continue
 		}
-		if ok, _ := p.selects(w, ns); !ok {
+		if ok, _ := p.selects(w, ns, rq); !ok {
 			continue
 		}
-		pod := newPodView(p, w, nil)
+		pod := newPodView(p, w, rq, nil).judgedBy("images")
 		for _, ca := range pod.containers {
 			if seen[ca.c] {
 				continue

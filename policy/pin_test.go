@@ -10,7 +10,7 @@ import (
 func TestDigestTargets(t *testing.T) {
 	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	pinning := testPolicy(t, `images: {allow: ["registry.corp.example/**"], pinDigests: true}
-exempt: {containers: [{name: mesh, image: "registry.corp.example/mesh/proxy:*"}]}`)
+exempt: {containers: [{name: mesh, image: "registry.corp.example/mesh/proxy:*", checks: [images], serviceAccounts: [mesh/operator]}]}`)
 	pod := validPod()
 	pod.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "registry.corp.example/agents/init:1"}}
 	pod.Spec.Containers = append(pod.Spec.Containers,
@@ -22,7 +22,7 @@ exempt: {containers: [{name: mesh, image: "registry.corp.example/mesh/proxy:*"}]
 		t.Fatal(err)
 	}
 	var got []string
-	for _, dt := range NewSet(pinning).DigestTargets(w, Namespace{Name: "agents"}) {
+	for _, dt := range NewSet(pinning).DigestTargets(w, Namespace{Name: "agents"}, meshOperator) {
 		got = append(got, dt.Field+"="+dt.Container.Image)
 	}
 	want := []string{
@@ -32,7 +32,7 @@ exempt: {containers: [{name: mesh, image: "registry.corp.example/mesh/proxy:*"}]
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("targets:\n got %v\nwant %v", got, want)
 	}
-	if n := len(NewSet(Default()).DigestTargets(w, Namespace{Name: "agents"})); n != 0 {
+	if n := len(NewSet(Default()).DigestTargets(w, Namespace{Name: "agents"}, Requester{})); n != 0 {
 		t.Errorf("the default policy does not pin, yet %d targets", n)
 	}
 	if got := PinnedReference("registry.corp.example/agents/init:1", digest); got != "registry.corp.example/agents/init:1@"+digest {

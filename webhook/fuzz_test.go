@@ -193,7 +193,7 @@ func checkAnswer(t *testing.T, h http.Handler, endpoint string, body []byte) {
 		if err != nil {
 			t.Fatalf("validate: allowed an object that does not decode as %s: %v\n%q", gk, err, req.Object.Raw)
 		}
-		if res := policy.NewSet(policy.Default()).Judge(w, policy.Namespace{Name: req.Namespace}); !res.Allowed() && !unchangedSpec(gk, req, w) {
+		if res := policy.NewSet(policy.Default()).Judge(w, policy.Namespace{Name: req.Namespace}, policy.Requester{}); !res.Allowed() && !unchangedSpec(gk, req, w) {
 			t.Fatalf("validate: allowed a %s the default policy denies: %v", gk.Kind, res.Violations)
 		}
 	case EndpointMutate:
