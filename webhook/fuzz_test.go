@@ -300,7 +300,7 @@ func checkGuardAllowed(t *testing.T, req *admissionv1.AdmissionRequest, gk schem
 
 // unchangedSpec mirrors /validate's rule that an UPDATE leaving the pod spec as it was is not judged again.
 func unchangedSpec(gk schema.GroupKind, req *admissionv1.AdmissionRequest, w *policy.Workload) bool {
-	return req.Operation == admissionv1.Update && unchangedPodSpec(req, gk, w)
+	return req.Operation == admissionv1.Update && unchangedJudgedFields(req, gk, w)
 }
 
 func strictDecode(raw []byte, v any) error {
