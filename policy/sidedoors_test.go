@@ -63,8 +63,10 @@ func TestSideDoors(t *testing.T) {
 			tweak: proxySC(func(sc *corev1.SecurityContext) { sc.Privileged = ptrTo(true) }),
 			want:  []string{"spec.containers[1].securityContext.privileged"}},
 		{name: "exempt sidecar adds SYS_ADMIN", policy: meshPolicy, by: meshOperator,
-			tweak: proxySC(func(sc *corev1.SecurityContext) { sc.Capabilities = &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}} }),
-			want:  []string{"spec.containers[1].securityContext.capabilities.add[0]"}},
+			tweak: proxySC(func(sc *corev1.SecurityContext) {
+				sc.Capabilities = &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}}
+			}),
+			want: []string{"spec.containers[1].securityContext.capabilities.add[0]"}},
 		{name: "exempt sidecar unconfined by seccomp", policy: meshPolicy, by: meshOperator,
 			tweak: proxySC(func(sc *corev1.SecurityContext) {
 				sc.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}
@@ -74,8 +76,10 @@ func TestSideDoors(t *testing.T) {
 			tweak: proxySC(func(sc *corev1.SecurityContext) { sc.ProcMount = ptrTo(corev1.UnmaskedProcMount) }),
 			want:  []string{"spec.containers[1].securityContext.procMount"}},
 		{name: "exempt sidecar binds a host port", policy: meshPolicy, by: meshOperator,
-			tweak: func(p *corev1.Pod) { withProxy(p).Ports = []corev1.ContainerPort{{ContainerPort: 15001, HostPort: 15001}} },
-			want:  []string{"spec.containers[1].ports[0].hostPort"}},
+			tweak: func(p *corev1.Pod) {
+				withProxy(p).Ports = []corev1.ContainerPort{{ContainerPort: 15001, HostPort: 15001}}
+			},
+			want: []string{"spec.containers[1].ports[0].hostPort"}},
 		{name: "exempt sidecar AppArmor-unconfined by annotation", policy: meshPolicy, by: meshOperator,
 			tweak: func(p *corev1.Pod) {
 				withProxy(p)
@@ -126,8 +130,11 @@ func TestSideDoors(t *testing.T) {
 			by:    Requester{Username: "bob", Groups: []string{"system:serviceaccounts:mesh", "system:serviceaccounts"}},
 			tweak: func(p *corev1.Pod) { p.Spec.HostNetwork = true }, want: []string{"spec.hostNetwork"}},
 		{name: "a token for a pod naming the allowed account", policy: tokPolicy, by: stranger,
-			tweak: func(p *corev1.Pod) { p.Spec.ServiceAccountName = "operator"; p.Spec.AutomountServiceAccountToken = ptrTo(true) },
-			want:  []string{"spec.automountServiceAccountToken"}},
+			tweak: func(p *corev1.Pod) {
+				p.Spec.ServiceAccountName = "operator"
+				p.Spec.AutomountServiceAccountToken = ptrTo(true)
+			},
+			want: []string{"spec.automountServiceAccountToken"}},
 		{name: "a projected token for a pod naming the allowed account", policy: tokPolicy, by: stranger,
 			tweak: func(p *corev1.Pod) { p.Spec.ServiceAccountName = "operator"; tokenVolume(p, &p.Spec.Containers[0]) },
 			want:  []string{"spec.volumes[1].projected.sources[0].serviceAccountToken"}},
