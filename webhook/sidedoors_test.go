@@ -16,7 +16,7 @@ const meshOperator = "system:serviceaccount:mesh:operator"
 
 // Exemptions are keyed on request.userInfo, never on what the pod says about itself.
 func TestWebhookExemptionsFollowTheRequester(t *testing.T) {
-	ts := startServer(t, staticPolicy(t, "    serviceAccounts: []\n", "    serviceAccounts: [mesh/operator]\n"))
+	ts := startServer(t, staticPolicy(t, "    serviceAccounts: []", "    serviceAccounts: [mesh/operator]"))
 	pod := badPod("hostile")
 	pod.Spec.ServiceAccountName = "operator" // names the exempt account: claims nothing
 	requireDenied(t, ts.answer("/validate", rv{gvk: podGVK, namespace: agentsNS, name: pod.Name, obj: pod, user: "system:serviceaccount:agents:default"}),
@@ -29,8 +29,8 @@ func TestWebhookExemptionsFollowTheRequester(t *testing.T) {
 
 // A container exemption relaxes what it names for the requester it names, and nothing else.
 func TestWebhookContainerExemptionRelaxesOnlyItsChecks(t *testing.T) {
-	ts := startServer(t, staticPolicy(t, "    containers: []\n",
-		"    containers: [{name: istio-proxy, image: \"docker.io/istio/proxyv2:*\", checks: [images, runAsNonRoot], serviceAccounts: [mesh/operator]}]\n"))
+	ts := startServer(t, staticPolicy(t, "    containers: []",
+		"    containers: [{name: istio-proxy, image: \"docker.io/istio/proxyv2:*\", checks: [images, runAsNonRoot], serviceAccounts: [mesh/operator]}]"))
 	pod := compliantPod("meshed")
 	proxy := pod.Spec.Containers[0]
 	proxy.Name, proxy.Image = "istio-proxy", "docker.io/istio/proxyv2:1.24.0"
