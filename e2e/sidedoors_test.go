@@ -20,20 +20,20 @@ import (
 
 var dryRunCreate = metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 
-// operatorClient acts as the service account ns/operator (client-go impersonation), allowed by RBAC to create
-// pods in ns: the operator that a policy's requester-anchored exemptions name.
-func operatorClient(t *testing.T, ns string) kubernetes.Interface {
+// operatorClient acts as the service account ns/name (client-go impersonation), allowed by RBAC to create
+// pods in ns: an operator that a policy's requester-anchored exemptions name.
+func operatorClient(t *testing.T, ns, name string) kubernetes.Interface {
 	t.Helper()
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "operator", Namespace: ns}}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
 	if _, err := env.client.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "operator", Namespace: ns}, Rules: []rbacv1.PolicyRule{
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get"}},
 	}}
-	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "operator", Namespace: ns},
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
-		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "operator", Namespace: ns}}}
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}}}
 	if _, err := env.client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func operatorClient(t *testing.T, ns string) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	cfg := rest.CopyConfig(env.cfg)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":operator",
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":" + name,
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}}
 	return kubernetes.NewForConfigOrDie(cfg)
 }
@@ -115,14 +115,16 @@ func meshedPod(name string) *corev1.Pod {
 func TestSideDoorsExemptionsFollowTheRequester(t *testing.T) {
 	requireServer(t)
 	ns := agentNamespace(t)
-	operator := operatorClient(t, ns)
+	// Two operators: one exempt as a whole, one whose sidecar is exempt from three checks and whose pods may carry
+	// a token.
+	operator, mesh := operatorClient(t, ns, "operator"), operatorClient(t, ns, "mesh")
 	withDefaultPolicy(t, func() error {
 		_, err := operator.CoreV1().Pods(ns).Create(ctx, hostilePod("probe"), dryRunCreate)
 		return err
 	},
 		"    serviceAccounts: []", "    serviceAccounts: ["+ns+"/operator]",
-		"    containers: []", "    containers: [{name: istio-proxy, image: \"docker.io/istio/proxyv2:*\", checks: [images, runAsNonRoot, runAsUser], serviceAccounts: ["+ns+"/operator]}]",
-		"    allowServiceAccounts: []", "    allowServiceAccounts: ["+ns+"/operator]")
+		"    containers: []", "    containers: [{name: istio-proxy, image: \"docker.io/istio/proxyv2:*\", checks: [images, runAsNonRoot, runAsUser], serviceAccounts: ["+ns+"/mesh]}]",
+		"    allowServiceAccounts: []", "    allowServiceAccounts: ["+ns+"/mesh]")
 
 	t.Run("a pod naming the exempt service account, sent by someone else", func(t *testing.T) {
 		_, err := env.client.CoreV1().Pods(ns).Create(ctx, hostilePod("claims-operator"), metav1.CreateOptions{})
@@ -144,9 +146,9 @@ func TestSideDoorsExemptionsFollowTheRequester(t *testing.T) {
 		assertCauses(t, err, []string{"spec.containers[1].image", "spec.containers[1].securityContext.runAsUser"})
 	})
 	t.Run("the container exemption for the operator relaxes only its checks", func(t *testing.T) {
-		stored, err := operator.CoreV1().Pods(ns).Create(ctx, meshedPod("meshed"), metav1.CreateOptions{})
+		stored, err := mesh.CoreV1().Pods(ns).Create(ctx, meshedPod("meshed"), metav1.CreateOptions{})
 		if err != nil {
-			t.Fatalf("the operator's meshed pod was refused: %v", err)
+			t.Fatalf("the mesh operator's meshed pod was refused: %v", err)
 		}
 		// runAsNonRoot: true is set on the judged container, not on the pod: the sidecar runs as root.
 		if sc := stored.Spec.SecurityContext; sc == nil || sc.RunAsNonRoot != nil {
@@ -163,7 +165,7 @@ func TestSideDoorsExemptionsFollowTheRequester(t *testing.T) {
 		privileged := meshedPod("meshed-privileged")
 		privileged.Spec.Containers[1].SecurityContext.Privileged = ptr(true)
 		privileged.Spec.Containers[1].SecurityContext.Capabilities = &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}}
-		_, err = operator.CoreV1().Pods(ns).Create(ctx, privileged, metav1.CreateOptions{})
+		_, err = mesh.CoreV1().Pods(ns).Create(ctx, privileged, metav1.CreateOptions{})
 		if err == nil {
 			t.Fatal("a privileged SYS_ADMIN sidecar was admitted through a container exemption")
 		}
@@ -171,13 +173,21 @@ func TestSideDoorsExemptionsFollowTheRequester(t *testing.T) {
 	})
 	t.Run("a token for a pod naming the allowed account, sent by someone else", func(t *testing.T) {
 		pod := agentPod("token-claim")
-		pod.Spec.ServiceAccountName = "operator"
+		pod.Spec.ServiceAccountName = "mesh"
 		pod.Spec.AutomountServiceAccountToken = ptr(true)
 		_, err := env.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 		if err == nil {
 			t.Fatal("a token was admitted for a pod that merely names the allowed account")
 		}
 		assertCauses(t, err, []string{"spec.automountServiceAccountToken"})
+	})
+	t.Run("a token sent by the allowed requester", func(t *testing.T) {
+		pod := agentPod("token-by-mesh")
+		pod.Spec.ServiceAccountName = "mesh"
+		pod.Spec.AutomountServiceAccountToken = ptr(true)
+		if _, err := mesh.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("the allowed requester's pod with a token was refused: %v", err)
+		}
 	})
 }
 
