@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -98,8 +99,16 @@ type LiveNamespaceReader interface {
 	LiveLabels(ctx context.Context, namespace string) (map[string]string, error)
 }
 
-// liveReadTimeout bounds a live namespace read, well inside the webhook's 5 s timeout.
-const liveReadTimeout = 2 * time.Second
+const (
+	// liveReadTimeout bounds a live namespace read, well inside the webhook's 5 s timeout.
+	liveReadTimeout = 2 * time.Second
+	// confirmedFor: after a live read finds the cache current (same resourceVersion), the cache is believed for
+	// that namespace while it keeps that resourceVersion, for this long. A label change after the read makes
+	// the cache stale only until the informer delivers it (milliseconds), the same window the API server's own
+	// namespace selector has; without it, a namespace that the webhook configuration selects and a policy does
+	// not would cost a GET per admission.
+	confirmedFor = time.Second
+)
 
 // NamespaceInformer is a LiveNamespaceReader backed by a cluster-wide namespace informer (RBAC: list, watch
 // namespaces; get for the live reads). Only names and labels are cached.
@@ -107,6 +116,14 @@ type NamespaceInformer struct {
 	client kubernetes.Interface
 	lister corelisters.NamespaceLister
 	synced cache.InformerSynced
+
+	mu        sync.Mutex
+	confirmed map[string]confirmation // namespace -> when a live read found the cache current
+}
+
+type confirmation struct {
+	resourceVersion string
+	at              time.Time
 }
 
 // StartNamespaceInformer starts the informer; it stops with ctx. Ready reports whether the cache has synced.
@@ -122,7 +139,7 @@ func StartNamespaceInformer(ctx context.Context, client kubernetes.Interface) (*
 	inf := nsInf.Informer()
 	factory.Start(ctx.Done())
 	go func() { <-ctx.Done(); factory.Shutdown() }()
-	return &NamespaceInformer{client: client, lister: nsInf.Lister(), synced: inf.HasSynced}, nil
+	return &NamespaceInformer{client: client, lister: nsInf.Lister(), synced: inf.HasSynced, confirmed: map[string]confirmation{}}, nil
 }
 
 func (n *NamespaceInformer) Labels(namespace string) map[string]string {
@@ -134,13 +151,33 @@ func (n *NamespaceInformer) Labels(namespace string) map[string]string {
 }
 
 // LiveLabels reads the namespace from the API server (a quorum read, never its watch cache), bounded by
-// liveReadTimeout.
+// liveReadTimeout, unless a live read found the cached copy current less than confirmedFor ago.
 func (n *NamespaceInformer) LiveLabels(ctx context.Context, namespace string) (map[string]string, error) {
+	cached, _ := n.lister.Get(namespace)
+	now := time.Now()
+	n.mu.Lock()
+	c, ok := n.confirmed[namespace]
+	n.mu.Unlock()
+	if ok && cached != nil && c.resourceVersion == cached.ResourceVersion && now.Sub(c.at) < confirmedFor {
+		return nonNilLabels(cached.Labels), nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
 	defer cancel()
 	ns, err := n.client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
+	}
+	if cached != nil && cached.ResourceVersion == ns.ResourceVersion {
+		n.mu.Lock()
+		if len(n.confirmed) > 1000 { // namespaces come and go: drop what has expired
+			for k, v := range n.confirmed {
+				if now.Sub(v.at) >= confirmedFor {
+					delete(n.confirmed, k)
+				}
+			}
+		}
+		n.confirmed[namespace] = confirmation{resourceVersion: ns.ResourceVersion, at: now}
+		n.mu.Unlock()
 	}
 	return nonNilLabels(ns.Labels), nil
 }
