@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"agentgate.io/agentgate/internal/testutil"
 )
 
 // Side doors around the checks, through the real API server (DESIGN.md, "The sandbox has no side doors"): who
@@ -74,23 +76,7 @@ func withDefaultPolicy(t *testing.T, ready func() error, oldNew ...string) {
 			_, _ = cms.Update(ctx, cur, metav1.UpdateOptions{})
 		}
 	})
-	waitFor(t, "the policy change to be served", ready)
-}
-
-// waitFor polls until check returns nil (a positive condition), for at most 30 s.
-func waitFor(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Eventually(t, 30*time.Second, "the policy change to be served", ready)
 }
 
 // hostilePod asks for everything baseline forbids.
@@ -224,7 +210,7 @@ func TestSideDoorsServiceAccountTokenSecret(t *testing.T) {
 	}
 	// The informer learns of the Secret asynchronously: wait until agentgate knows it (a positive condition).
 	var err error
-	waitFor(t, "agentgate to know the token Secret", func() error {
+	testutil.Eventually(t, 30*time.Second, "agentgate to know the token Secret", func() error {
 		if _, err = env.client.CoreV1().Pods(ns).Create(ctx, mounting("probe", "ci-settings"), dryRunCreate); err == nil {
 			return errNotYet
 		}

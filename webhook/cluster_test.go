@@ -123,7 +123,7 @@ func TestNamespaceInformerLiveLabels(t *testing.T) {
 	if err := client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("namespaces"), labelled, ""); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the informer sees resourceVersion 2", func() bool { return nsInf.Labels("web")["agentgate.io/agents"] == "true" })
+	testutil.EventuallyTrue(t, 10*time.Second, "the informer sees resourceVersion 2", func() bool { return nsInf.Labels("web")["agentgate.io/agents"] == "true" })
 	l, err := nsInf.LiveLabels(ctx, "web")
 	if err != nil || l["agentgate.io/agents"] != "true" {
 		t.Fatalf("live labels after the change: %v, %v", l, err)
