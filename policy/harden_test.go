@@ -64,10 +64,16 @@ var testNS = Namespace{Name: "agents", Labels: map[string]string{"agentgate.io/a
 // object, no patch), and returns the hardened copy.
 func hardenTwice(t *testing.T, set *Set, w *Workload) *Workload {
 	t.Helper()
+	return hardenTwiceAs(t, set, w, Requester{})
+}
+
+// hardenTwiceAs is hardenTwice for a workload sent by rq.
+func hardenTwiceAs(t *testing.T, set *Set, w *Workload, rq Requester) *Workload {
+	t.Helper()
 	h := w.DeepCopy()
-	set.Harden(h, testNS, Requester{})
+	set.Harden(h, testNS, rq)
 	again := h.DeepCopy()
-	if set.Harden(again, testNS, Requester{}) {
+	if set.Harden(again, testNS, rq) {
 		t.Errorf("second hardening pass reported a change")
 	}
 	if a, b := mustJSON(t, h.Object), mustJSON(t, again.Object); a != b {
