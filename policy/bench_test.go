@@ -97,7 +97,7 @@ func benchCases(tb testing.TB) []benchCase {
 			tb.Fatal(err)
 		}
 		h := w.DeepCopy()
-		set.Harden(h, benchNS)
+		set.Harden(h, benchNS, Requester{})
 		out = append(out, benchCase{name: bc.name, pod: w, hardened: h, size: len(mustJSON(tb, pod))})
 	}
 	return out
@@ -108,10 +108,10 @@ func benchCases(tb testing.TB) []benchCase {
 func TestBenchmarkPods(t *testing.T) {
 	set := NewSet(Default())
 	for _, bc := range benchCases(t) {
-		if res := set.Evaluate(bc.hardened, benchNS); !res.Allowed() {
+		if res := set.Evaluate(bc.hardened, benchNS, Requester{}); !res.Allowed() {
 			t.Errorf("%s: hardened pod denied: %q", bc.name, violationKeys(res.Violations))
 		}
-		if res := set.Evaluate(bc.pod, benchNS); res.Allowed() {
+		if res := set.Evaluate(bc.pod, benchNS, Requester{}); res.Allowed() {
 			t.Errorf("%s: the pod as sent passes; hardening would have nothing to do", bc.name)
 		}
 		n := len(bc.pod.Spec.Containers) + len(bc.pod.Spec.InitContainers)
@@ -138,7 +138,7 @@ func BenchmarkCheck(b *testing.B) {
 			b.ReportAllocs()
 			done := benchcpu.PerOp(b)
 			for b.Loop() {
-				res := set.Evaluate(bc.hardened, benchNS)
+				res := set.Evaluate(bc.hardened, benchNS, Requester{})
 				if !res.Allowed() {
 					b.Fatal("denied")
 				}
@@ -158,7 +158,7 @@ func BenchmarkHarden(b *testing.B) {
 			done := benchcpu.PerOp(b)
 			for b.Loop() {
 				h := bc.pod.DeepCopy()
-				if !set.Harden(h, benchNS) {
+				if !set.Harden(h, benchNS, Requester{}) {
 					b.Fatal("nothing hardened")
 				}
 			}
@@ -188,7 +188,7 @@ func BenchmarkJudge(b *testing.B) {
 				b.ReportAllocs()
 				done := benchcpu.PerOp(b)
 				for b.Loop() {
-					res := set.Judge(v.w, benchNS)
+					res := set.Judge(v.w, benchNS, Requester{})
 					if v.name == "hardened" && !res.Allowed() {
 						b.Fatal("denied")
 					}
@@ -212,7 +212,7 @@ func BenchmarkMutate(b *testing.B) {
 				b.ReportAllocs()
 				done := benchcpu.PerOp(b)
 				for b.Loop() {
-					_, changed := set.Mutate(v.w, benchNS)
+					_, changed := set.Mutate(v.w, benchNS, Requester{})
 					if changed != (v.name == "sent") {
 						b.Fatalf("changed = %v", changed)
 					}
@@ -238,15 +238,15 @@ func scaleOp(b *testing.B, set *Set, op string, sent, hardened *Workload, matche
 	for b.Loop() {
 		switch op {
 		case "check":
-			if res := set.Evaluate(hardened, benchNS); !res.Allowed() || len(res.Matched) != matched {
+			if res := set.Evaluate(hardened, benchNS, Requester{}); !res.Allowed() || len(res.Matched) != matched {
 				b.Fatal("denied")
 			}
 		case "judge":
-			if res := set.Judge(hardened, benchNS); !res.Allowed() || len(res.Matched) != matched {
+			if res := set.Judge(hardened, benchNS, Requester{}); !res.Allowed() || len(res.Matched) != matched {
 				b.Fatal("denied")
 			}
 		case "mutate":
-			if _, changed := set.Mutate(sent, benchNS); !changed {
+			if _, changed := set.Mutate(sent, benchNS, Requester{}); !changed {
 				b.Fatal("nothing hardened")
 			}
 		}
@@ -266,7 +266,7 @@ func BenchmarkScaleContainers(b *testing.B) {
 				b.Fatal(err)
 			}
 			h := w.DeepCopy()
-			set.Harden(h, benchNS)
+			set.Harden(h, benchNS, Requester{})
 			b.Run(fmt.Sprintf("%s/containers=%d", op, n), func(b *testing.B) { scaleOp(b, set, op, w, h, 1) })
 		}
 	}
@@ -305,7 +305,7 @@ var (
 			tb.Fatal(err)
 		}
 		h := w.DeepCopy()
-		set.Harden(h, benchNS)
+		set.Harden(h, benchNS, Requester{})
 		return w, h
 	}
 )

@@ -1,6 +1,10 @@
 package policy
 
-import corev1 "k8s.io/api/core/v1"
+import (
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+)
 
 // allowPrivilegeEscalation: setuid binaries and file capabilities must not raise a task's privileges.
 //
@@ -10,9 +14,10 @@ import corev1 "k8s.io/api/core/v1"
 //
 // Allowed values: false (set by mutation where unset), when the policy's securityContext.allowPrivilegeEscalation
 // is false (the default). As in Pod Security "restricted", unset is not enough: the runtime's default is true.
-// Unset is not reported where the API server would refuse false (privileged: true, or an added CAP_SYS_ADMIN or
-// SYS_ADMIN) and another check already denies that: hardening leaves the field alone there, and the advice to
-// write false could not be followed until the privileged setting goes.
+// Where the API server would refuse false (apiRefusesNoEscalation: privileged: true, or an added CAP_SYS_ADMIN
+// spelled so), hardening leaves the field alone and unset is not reported: the privileged check denies
+// privileged: true, and the capabilities check denies CAP_SYS_ADMIN whatever the policy allows (as a capability
+// not allowed, or as the non-canonical spelling of SYS_ADMIN, which may be written beside false).
 var checkAllowPrivilegeEscalation = check{id: "allowPrivilegeEscalation", linuxOnly: true, run: func(p *Policy, pod *podView, r *report) {
 	if *p.Spec.SecurityContext.AllowPrivilegeEscalation {
 		return
@@ -22,32 +27,29 @@ var checkAllowPrivilegeEscalation = check{id: "allowPrivilegeEscalation", linuxO
 		if ca.c.SecurityContext != nil {
 			v = ca.c.SecurityContext.AllowPrivilegeEscalation
 		}
-		if v == nil && escalationDeniedElsewhere(p, ca.c) {
+		if v != nil && !*v {
 			continue
 		}
-		if v == nil || *v {
-			r.add("allowPrivilegeEscalation", pod.path(ca).Child("securityContext", "allowPrivilegeEscalation"), boolString(v), "false",
-				"privilege escalation must be disabled: write allowPrivilegeEscalation: false")
+		if v == nil && apiRefusesNoEscalation(ca.c) {
+			continue // the privileged or capabilities check denies what makes false invalid
 		}
+		r.add("allowPrivilegeEscalation", pod.path(ca).Child("securityContext", "allowPrivilegeEscalation"), boolString(v), "false",
+			"privilege escalation must be disabled: write allowPrivilegeEscalation: false")
 	}
 }}
 
-// escalationDeniedElsewhere: the container sets what makes allowPrivilegeEscalation: false invalid, and the
-// privileged or capabilities check denies that setting.
-func escalationDeniedElsewhere(p *Policy, c *corev1.Container) bool {
-	sc := c.SecurityContext
-	if sc == nil {
-		return false
-	}
-	if sc.Privileged != nil && *sc.Privileged {
+// apiRefusesNoEscalation: the API server refuses allowPrivilegeEscalation: false beside privileged: true, or
+// beside capabilities.add "CAP_SYS_ADMIN", spelled exactly so (its validation compares that string; "SYS_ADMIN"
+// passes). The one statement of that rule: hardening does not fill false there, and the check above knows why.
+func apiRefusesNoEscalation(c *corev1.Container) bool {
+	if privileged(c) {
 		return true
 	}
-	if sc.Capabilities != nil {
-		for _, a := range sc.Capabilities.Add {
-			if a == "CAP_SYS_ADMIN" || (a == "SYS_ADMIN" && !p.allowedCaps["SYS_ADMIN"]) {
-				return true
-			}
-		}
-	}
-	return false
+	sc := c.SecurityContext
+	return sc != nil && sc.Capabilities != nil && slices.Contains(sc.Capabilities.Add, "CAP_SYS_ADMIN")
+}
+
+func privileged(c *corev1.Container) bool {
+	sc := c.SecurityContext
+	return sc != nil && sc.Privileged != nil && *sc.Privileged
 }

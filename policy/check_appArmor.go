@@ -18,8 +18,8 @@ import (
 //	metadata.annotations["container.apparmor.security.beta.kubernetes.io/<container>"] (the deprecated form)
 //	  allowed values: runtime/default, localhost/<profile>, "", unset
 //
-// Not configurable. As Pod Security baseline/restricted (appArmorProfile). Annotations are reported in key order;
-// one that names an exempt container is not judged, like the container itself.
+// Not configurable, never exempted per container (Pod Security baseline forbids Unconfined too). As Pod Security
+// baseline/restricted (appArmorProfile). Annotations are reported in key order.
 var checkAppArmor = check{id: "appArmor", linuxOnly: true, run: func(_ *Policy, pod *podView, r *report) {
 	const why = "agent containers must stay confined by AppArmor: remove the profile or use RuntimeDefault"
 	if sc := pod.spec.SecurityContext; sc != nil && sc.AppArmorProfile != nil && !allowedAppArmorType(sc.AppArmorProfile.Type) {
@@ -37,7 +37,7 @@ var checkAppArmor = check{id: "appArmor", linuxOnly: true, run: func(_ *Policy, 
 	}
 	bad := 0
 	for k, v := range pod.meta.Annotations {
-		if badAppArmorAnnotation(pod, k, v) {
+		if badAppArmorAnnotation(k, v) {
 			bad++
 		}
 	}
@@ -46,7 +46,7 @@ var checkAppArmor = check{id: "appArmor", linuxOnly: true, run: func(_ *Policy, 
 	}
 	keys := make([]string, 0, bad)
 	for k, v := range pod.meta.Annotations {
-		if badAppArmorAnnotation(pod, k, v) {
+		if badAppArmorAnnotation(k, v) {
 			keys = append(keys, k)
 		}
 	}
@@ -69,38 +69,13 @@ func appArmorTypeString(t corev1.AppArmorProfileType) string {
 	return string(t)
 }
 
-func badAppArmorAnnotation(pod *podView, key, value string) bool {
-	name, ok := strings.CutPrefix(key, corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix)
-	if !ok || value == "" || value == corev1.DeprecatedAppArmorBetaProfileRuntimeDefault ||
-		strings.HasPrefix(value, corev1.DeprecatedAppArmorBetaProfileNamePrefix) {
+// badAppArmorAnnotation: the deprecated per-container annotation with a value other than the allowed ones.
+// Every container is judged by it, exempt or not (AppArmor is a baseline check), and so is an annotation that
+// names no container: a container of that name may be added later (kubectl debug).
+func badAppArmorAnnotation(key, value string) bool {
+	if !strings.HasPrefix(key, corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix) || value == "" ||
+		value == corev1.DeprecatedAppArmorBetaProfileRuntimeDefault || strings.HasPrefix(value, corev1.DeprecatedAppArmorBetaProfileNamePrefix) {
 		return false
 	}
-	return !pod.exemptContainerNamed(name)
-}
-
-// exemptContainerNamed reports whether the pod has a container of that name (of any kind) that the policy
-// exempts, that is, one left out of pod.containers. Only called while reporting, never on the happy path.
-func (pod *podView) exemptContainerNamed(name string) bool {
-	for _, ca := range pod.containers {
-		if ca.c.Name == name {
-			return false
-		}
-	}
-	s := pod.spec
-	for i := range s.InitContainers {
-		if s.InitContainers[i].Name == name {
-			return true
-		}
-	}
-	for i := range s.Containers {
-		if s.Containers[i].Name == name {
-			return true
-		}
-	}
-	for i := range s.EphemeralContainers {
-		if s.EphemeralContainers[i].Name == name {
-			return true
-		}
-	}
-	return false
+	return true
 }

@@ -18,7 +18,7 @@ func TestCheckAppArmor(t *testing.T) {
 		prefix          = "container.apparmor.security.beta.kubernetes.io/"
 		typeAllowed     = "RuntimeDefault, Localhost, unset"
 		annAllowed      = `runtime/default, localhost/<profile>, ""`
-		exemptMeshAgent = `exempt: {containers: [{name: mesh, image: "docker.io/istio/proxyv2:*"}]}`
+		exemptMeshAgent = `exempt: {containers: [{name: mesh, image: "docker.io/istio/proxyv2:*", checks: [images, runAsNonRoot], serviceAccounts: [mesh/operator]}]}`
 	)
 	cases := []checkCase{
 		{name: "valid", allKinds: true},
@@ -75,14 +75,18 @@ func TestCheckAppArmor(t *testing.T) {
 			},
 		},
 		{
-			name: "an annotation for an exempt container is not judged; one for no container is", policy: exemptMeshAgent,
+			name: "an annotation for an exempt container is judged (AppArmor is a baseline check); one for no container too", policy: exemptMeshAgent,
+			requester: meshOperator,
 			tweak: func(p *corev1.Pod) {
 				mesh := validContainer("mesh")
 				mesh.Image = "docker.io/istio/proxyv2:1.24.0"
 				p.Spec.Containers = append(p.Spec.Containers, mesh)
 				p.Annotations = map[string]string{prefix + "mesh": "unconfined", prefix + "ghost": "unconfined"}
 			},
-			want: []string{`metadata.annotations[container.apparmor.security.beta.kubernetes.io/ghost] | "unconfined" | ` + annAllowed},
+			want: []string{
+				`metadata.annotations[container.apparmor.security.beta.kubernetes.io/ghost] | "unconfined" | ` + annAllowed,
+				`metadata.annotations[container.apparmor.security.beta.kubernetes.io/mesh] | "unconfined" | ` + annAllowed,
+			},
 		},
 	}
 	cases = append(cases, kindCases("container Unconfined", "", func(c *corev1.Container) {
@@ -102,7 +106,7 @@ func TestCheckAppArmorTemplatePath(t *testing.T) {
 	w.PodMeta.Annotations = map[string]string{"container.apparmor.security.beta.kubernetes.io/agent": "unconfined"}
 	p := Default()
 	r := &report{policy: p}
-	checkAppArmor.run(p, newPodView(p, w, nil), r)
+	checkAppArmor.run(p, newPodView(p, w, Requester{}, nil), r)
 	if len(r.out) != 1 || r.out[0].Field != "spec.template.metadata.annotations[container.apparmor.security.beta.kubernetes.io/agent]" {
 		t.Errorf("got %v", r.out)
 	}

@@ -8,7 +8,9 @@ package policy
 //	spec.automountServiceAccountToken
 //
 // Allowed values: false (set by mutation where unset), when the policy's serviceAccountToken.automount is false
-// and the pod's service account is not in serviceAccountToken.allowServiceAccounts.
+// and the requester (the user who sends the pod to the API server) is not in
+// serviceAccountToken.allowServiceAccounts. The pod's own serviceAccountName allows nothing: whoever writes the
+// pod chooses it.
 var checkAutomountToken = check{id: "automountServiceAccountToken", run: func(p *Policy, pod *podView, r *report) {
 	if pod.mayMountToken {
 		return

@@ -170,7 +170,7 @@ func TestCheckEnvSecretsNeverEchoesTheValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := NewSet(Default()).Judge(w, Namespace{Name: "agents"})
+	res := NewSet(Default()).Judge(w, Namespace{Name: "agents"}, Requester{})
 	n := 0
 	for _, v := range res.Violations {
 		if v.Check == "envSecrets" {

@@ -39,7 +39,7 @@ func BenchmarkImages(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	view := newPodView(p, w, nil)
+	view := newPodView(p, w, Requester{}, nil)
 	b.Run("check", func(b *testing.B) {
 		b.ReportAllocs()
 		done := benchcpu.PerOp(b)

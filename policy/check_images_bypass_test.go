@@ -128,9 +128,9 @@ func TestImagePatternsNormalised(t *testing.T) {
 		{`images: {deny: ["evil.example:99999/**"]}`, "spec.images.deny[0]", "not a number from 1 to 65535"},
 		{`images: {deny: ["127.1/**"]}`, "spec.images.deny[0]", "not an IPv4 address"},
 		{`images: {denyTags: [".hidden"]}`, "spec.images.denyTags[0]", "not a valid image tag"},
-		{`exempt: {containers: [{name: mesh, image: "docker.io/istio/Proxyv2:*"}]}`, "spec.exempt.containers[0].image", "can never match"},
-		{`exempt: {containers: [{name: mesh, image: "docker.io/istio/proxyv2"}]}`, "spec.exempt.containers[0].image", "names no tag or digest"},
-		{`exempt: {containers: [{name: mesh, image: "DOCKER.IO/istio/proxyv2:1.20-DISTROLESS"}]}`, "", ""},
+		{`exempt: {containers: [{name: mesh, image: "docker.io/istio/Proxyv2:*", checks: [images], usernames: [mesh-operator]}]}`, "spec.exempt.containers[0].image", "can never match"},
+		{`exempt: {containers: [{name: mesh, image: "docker.io/istio/proxyv2", checks: [images], usernames: [mesh-operator]}]}`, "spec.exempt.containers[0].image", "names no tag or digest"},
+		{`exempt: {containers: [{name: mesh, image: "DOCKER.IO/istio/proxyv2:1.20-DISTROLESS", checks: [images], usernames: [mesh-operator]}]}`, "", ""},
 	} {
 		_, errs := Parse([]byte(policyHead + "spec:\n  " + tc.spec + "\n"))
 		if tc.path == "" {
@@ -146,7 +146,7 @@ func TestImagePatternsNormalised(t *testing.T) {
 
 	// What the normalised patterns match.
 	p := testPolicy(t, `images: {deny: ["DOCKER.IO/**", "[0:0::1]:5000/**"], allow: ["*.Corp.Example:443/**", "[::1]:5000/**"]}
-exempt: {containers: [{name: mesh, image: "DOCKER.IO/istio/proxyv2:1.20-DISTROLESS"}]}`)
+exempt: {containers: [{name: mesh, image: "DOCKER.IO/istio/proxyv2:1.20-DISTROLESS", checks: [images], usernames: [mesh-operator]}]}`)
 	for ref, want := range map[string]string{
 		"a.corp.example/x:1":     "",
 		"a.corp.example:443/x:1": "",
@@ -162,10 +162,11 @@ exempt: {containers: [{name: mesh, image: "DOCKER.IO/istio/proxyv2:1.20-DISTROLE
 		}
 	}
 	mesh := &corev1.Container{Name: "mesh", Image: "istio/proxyv2:1.20-DISTROLESS"}
-	if !p.exemptsContainer(mesh) {
+	meshOperator := Requester{Username: "mesh-operator"}
+	if len(p.containerRelaxations(mesh, meshOperator)) == 0 {
 		t.Error("the exemption does not match the short spelling of its image")
 	}
-	if mesh.Image = "istio/proxyv2:1.20-distroless"; p.exemptsContainer(mesh) {
+	if mesh.Image = "istio/proxyv2:1.20-distroless"; len(p.containerRelaxations(mesh, meshOperator)) > 0 {
 		t.Error("tags are case-sensitive, yet the exemption matches another tag")
 	}
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,6 +41,7 @@ var checks = []check{
 	checkSysctls,
 	checkVolumeTypes,
 	checkTokenProjection,
+	checkTokenSecrets,
 	checkAutomountToken,
 	checkResources,
 	checkImages,
@@ -58,20 +60,27 @@ func CheckIDs() []string {
 	return ids
 }
 
-// podView is what a check sees: one pod spec, where it sits in its object, and which of its containers
-// the policy judges (exempt ones are left out).
+// podView is what a check sees: one pod spec, where it sits in its object, and its containers. A container
+// that an exemption relaxes is left out of the view of exactly the checks it relaxes (judgedBy).
 type podView struct {
 	meta       *metav1.ObjectMeta
 	metaPath   *field.Path
 	spec       *corev1.PodSpec
 	specPath   *field.Path
 	containers []containerAt
-	windows    bool
+	// relaxing: some container is exempt from some check.
+	relaxing bool
+	// windows: the pod may run on a Windows node (spec.os.name, or its scheduling constraints admit Windows
+	// nodes); windowsAt is the field that says so.
+	windows   bool
+	windowsAt windowsEvidence
 	// template: a controller's pod template, whose pods the mutating webhook will see at their creation.
 	template bool
-	// mayMountToken: the policy lets this pod carry a service-account token (automount not forced off, or
-	// its service account is listed in serviceAccountToken.allowServiceAccounts).
+	// mayMountToken: the policy lets this pod carry a service-account token (automount not forced off, or the
+	// requester is in serviceAccountToken.allowServiceAccounts).
 	mayMountToken bool
+	// isTokenSecret is Namespace.IsTokenSecret: nil when the namespace's Secrets are unknown.
+	isTokenSecret func(name string) bool
 }
 
 // containerAt is one container of any kind. Its path is built only when a violation needs it.
@@ -79,31 +88,70 @@ type containerAt struct {
 	c     *corev1.Container
 	field string // containers | initContainers | ephemeralContainers
 	index int
+	// relaxed lists the checks an exemption relaxes for this container (sorted; nil for almost every one).
+	relaxed []string
 }
 
 func (pod *podView) path(ca containerAt) *field.Path {
 	return pod.specPath.Child(ca.field).Index(ca.index)
 }
 
+func (ca containerAt) relaxes(check string) bool {
+	return ca.relaxed != nil && slices.Contains(ca.relaxed, check)
+}
+
+// exempt says whether some exemption matched the container (whatever checks it relaxes).
+func (ca containerAt) exempt() bool { return ca.relaxed != nil }
+
+// judgedBy is the view of one check: pod itself, or, when some container is exempt from that check, a copy
+// without it.
+func (pod *podView) judgedBy(check string) *podView {
+	if !pod.relaxing {
+		return pod
+	}
+	var kept []containerAt
+	for i, ca := range pod.containers {
+		if ca.relaxes(check) {
+			if kept == nil {
+				kept = append(make([]containerAt, 0, len(pod.containers)), pod.containers[:i]...)
+			}
+			continue
+		}
+		if kept != nil {
+			kept = append(kept, ca)
+		}
+	}
+	if kept == nil {
+		return pod
+	}
+	v := *pod
+	v.containers = kept
+	return &v
+}
+
 // newPodView lists every container kind, init first, then regular, then ephemeral: one visitor for all checks,
-// so no check can forget a kind. Exempt containers are not listed; exempted receives each one.
-func newPodView(p *Policy, w *Workload, exempted func(containerAt)) *podView {
+// so no check can forget a kind. Containers that an exemption of p matches for requester rq carry the checks
+// it relaxes; exempted receives each one.
+func newPodView(p *Policy, w *Workload, rq Requester, exempted func(containerAt)) *podView {
 	s := w.Spec
 	pod := &podView{
 		meta: w.PodMeta, metaPath: w.PodMetaPath, spec: s, specPath: w.SpecPath,
 		containers: make([]containerAt, 0, len(s.InitContainers)+len(s.Containers)+len(s.EphemeralContainers)),
-		windows:    s.OS != nil && s.OS.Name == corev1.Windows,
 		template:   !w.IsPod(),
 
 		mayMountToken: *p.Spec.ServiceAccountToken.Automount,
 	}
+	pod.windowsAt = windowsScheduling(s, w.SpecPath)
+	pod.windows = pod.windowsAt.field != nil
 	add := func(c *corev1.Container, kind string, i int) {
 		ca := containerAt{c: c, field: kind, index: i}
-		if p.exemptsContainer(c) {
-			if exempted != nil {
-				exempted(ca)
+		if len(p.exemptContainer) > 0 {
+			if ca.relaxed = p.containerRelaxations(c, rq); ca.relaxed != nil {
+				pod.relaxing = true
+				if exempted != nil {
+					exempted(ca)
+				}
 			}
-			return
 		}
 		pod.containers = append(pod.containers, ca)
 	}
@@ -121,18 +169,6 @@ func newPodView(p *Policy, w *Workload, exempted func(containerAt)) *podView {
 	return pod
 }
 
-func (p *Policy) exemptsContainer(c *corev1.Container) bool {
-	for _, e := range p.exemptContainer {
-		if e.name != c.Name {
-			continue
-		}
-		if img, err := parseImage(c.Image); err == nil && e.image.match(img.fullSegments()) {
-			return true
-		}
-	}
-	return false
-}
-
 // check runs every applicable check of one policy over one pod view.
 func (p *Policy) check(pod *podView) Violations {
 	r := &report{policy: p}
@@ -140,7 +176,7 @@ func (p *Policy) check(pod *podView) Violations {
 		if c.linuxOnly && pod.windows {
 			continue
 		}
-		c.run(p, pod, r)
+		c.run(p, pod.judgedBy(c.id), r)
 	}
 	return r.out
 }

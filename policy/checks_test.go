@@ -98,15 +98,25 @@ func testPolicy(t testing.TB, spec string) *Policy {
 	return p
 }
 
-// runCheck runs one check, whatever its linuxOnly flag, over the pod as it is (no hardening).
+// runCheck runs one check, whatever its linuxOnly flag, over the pod as it is (no hardening), sent by an
+// unknown requester in a namespace whose Secrets are unknown.
 func runCheck(t testing.TB, p *Policy, c check, pod *corev1.Pod) Violations {
+	t.Helper()
+	return runCheckIn(t, p, c, pod, Namespace{Name: "agents"}, Requester{})
+}
+
+// meshOperator is the requester that test policies' container exemptions name (serviceAccounts: [mesh/operator]).
+var meshOperator = Requester{Username: "system:serviceaccount:mesh:operator"}
+
+// runCheckIn is runCheck in namespace ns for requester rq, through the view the check gets in Evaluate.
+func runCheckIn(t testing.TB, p *Policy, c check, pod *corev1.Pod, ns Namespace, rq Requester) Violations {
 	t.Helper()
 	w, err := NewWorkload(pod)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &report{policy: p}
-	c.run(p, newPodView(p, w, nil), r)
+	c.run(p, p.view(w, ns, rq, nil).judgedBy(c.id), r)
 	return r.out
 }
 
@@ -120,6 +130,10 @@ type checkCase struct {
 	want []string
 	// msgs, when set, are the exact messages, in order.
 	msgs []string
+	// requester sends the pod (unknown when zero); tokenSecrets, when set, are the namespace's
+	// service-account token Secrets (unknown when nil).
+	requester    Requester
+	tokenSecrets []string
 }
 
 func render(v Violation) string { return v.Field + " | " + v.Found + " | " + v.Allowed }
@@ -136,7 +150,11 @@ func runCheckCases(t *testing.T, c check, cases []checkCase) {
 			if tc.tweak != nil {
 				tc.tweak(pod)
 			}
-			vs := runCheck(t, p, c, pod)
+			ns := Namespace{Name: "agents"}
+			if tc.tokenSecrets != nil {
+				ns.IsTokenSecret = func(name string) bool { return slices.Contains(tc.tokenSecrets, name) }
+			}
+			vs := runCheckIn(t, p, c, pod, ns, tc.requester)
 			got := make([]string, len(vs))
 			for i, v := range vs {
 				got[i] = render(v)
@@ -211,10 +229,10 @@ func TestValidPodPassesDefaultPolicy(t *testing.T) {
 				t.Fatal(err)
 			}
 			set := NewSet(p)
-			if set.Harden(w.DeepCopy(), Namespace{Name: "agents"}) {
+			if set.Harden(w.DeepCopy(), Namespace{Name: "agents"}, Requester{}) {
 				t.Error("the valid pod needs hardening")
 			}
-			if res := set.Judge(w, Namespace{Name: "agents"}); !res.Allowed() || len(res.Violations) > 0 {
+			if res := set.Judge(w, Namespace{Name: "agents"}, Requester{}); !res.Allowed() || len(res.Violations) > 0 {
 				t.Errorf("Judge: %v", res.Violations)
 			}
 		})
@@ -259,7 +277,7 @@ func TestViolationsComeInCheckOrderDeterministically(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := NewSet(p).Evaluate(w, Namespace{Name: "agents"})
+		res := NewSet(p).Evaluate(w, Namespace{Name: "agents"}, Requester{})
 		vs := res.Violations
 		if run == 0 {
 			first = vs
@@ -359,7 +377,7 @@ func TestChecksDoNotAllocateOnCompliantPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod := newPodView(p, w, nil)
+	pod := newPodView(p, w, Requester{}, nil)
 	r := &report{policy: p}
 	for _, c := range checks {
 		if n := testing.AllocsPerRun(50, func() { c.run(p, pod, r) }); n != 0 {

@@ -288,8 +288,8 @@ func runConformanceRow(t *testing.T, cp conformancePolicies, oracle restrictedOr
 	switch {
 	case w.IsPod() && r.op == "CREATE":
 		// The mutating webhook, then the validating webhook on what mutation returned.
-		m, changed := set.Mutate(w, ns)
-		res = set.Judge(m, ns)
+		m, changed := set.Mutate(w, ns, Requester{})
+		res = set.Judge(m, ns, Requester{})
 		judged = m
 		if changed {
 			ops, err := CreatePatch(raw, w.Object, m.Object)
@@ -307,12 +307,12 @@ func runConformanceRow(t *testing.T, cp conformancePolicies, oracle restrictedOr
 		}
 	case w.IsPod():
 		// UPDATE: no mutation; the validating webhook judges the new object.
-		res = set.Judge(w, ns)
+		res = set.Judge(w, ns, Requester{})
 	default:
 		// Controllers are never mutated; they are judged as their pods will be after hardening.
-		res = set.Judge(w, ns)
+		res = set.Judge(w, ns, Requester{})
 		h := w.DeepCopy()
-		set.Harden(h, ns)
+		set.Harden(h, ns, Requester{})
 		judged = h
 		if res.Allowed() {
 			ops, err := CreatePatch(raw, w.Object, h.Object)

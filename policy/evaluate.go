@@ -1,7 +1,6 @@
 package policy
 
 import (
-	corev1 "k8s.io/api/core/v1"
 	"slices"
 	"strings"
 
@@ -27,6 +26,10 @@ type Namespace struct {
 	// Labels are nil when they cannot be known (no cluster): a namespaceSelector then matches every
 	// namespace, the strict side.
 	Labels map[string]string
+	// IsTokenSecret says whether the namespace's Secret of that name has type
+	// kubernetes.io/service-account-token (the pod spec does not say). nil when unknown (offline): references to
+	// Secrets are then not judged by serviceAccountTokenSecrets.
+	IsTokenSecret func(name string) bool
 }
 
 // Exemption records that a policy skipped a whole workload or one container, and why.
@@ -67,8 +70,9 @@ func (r *Result) ByMode(m Mode) Violations {
 	return out
 }
 
-// selects reports whether the policy applies to the workload, and if not because of an exemption, which.
-func (p *Policy) selects(w *Workload, ns Namespace) (bool, *Exemption) {
+// selects reports whether the policy applies to the workload sent by rq, and if not because of an exemption,
+// which.
+func (p *Policy) selects(w *Workload, ns Namespace, rq Requester) (bool, *Exemption) {
 	if p.nsSelector != nil && ns.Labels != nil && !p.nsSelector.Matches(labels.Set(ns.Labels)) {
 		return false, nil
 	}
@@ -78,20 +82,47 @@ func (p *Policy) selects(w *Workload, ns Namespace) (bool, *Exemption) {
 	if p.exemptNS[ns.Name] {
 		return false, &Exemption{Policy: p.Name, Reason: "namespace", Field: "metadata.namespace", Detail: "namespace " + ns.Name + " is exempt"}
 	}
-	if len(p.exemptSA) > 0 {
-		if key := serviceAccountKey(ns.Name, w.Spec); p.exemptSA[key] {
-			return false, &Exemption{Policy: p.Name, Reason: "serviceAccount", Field: w.SpecPath.Child("serviceAccountName").String(), Detail: "service account " + key + " is exempt"}
+	if listed, ok := p.exemptBy.match(rq); ok {
+		reason := "username"
+		if strings.HasPrefix(rq.Username, "system:serviceaccount:") {
+			reason = "serviceAccount"
 		}
+		return false, &Exemption{Policy: p.Name, Reason: reason, Detail: "requested by " + rq.Username + ", exempt by the policy's " + listed}
 	}
 	return true, nil
 }
 
+// view is the pod as one selecting policy sees it in namespace ns when rq sends it.
+func (p *Policy) view(w *Workload, ns Namespace, rq Requester, exempted func(containerAt)) *podView {
+	pod := newPodView(p, w, rq, exempted)
+	pod.isTokenSecret = ns.IsTokenSecret
+	if _, ok := p.tokenBy.match(rq); ok {
+		pod.mayMountToken = true
+	}
+	return pod
+}
+
+// NamespaceExcludes reports whether some policy's namespaceSelector rejects the namespace's known labels. The
+// webhook then re-reads the labels live: a request that reached it proves the API server's selector matched, so
+// labels that leave a policy out may be a stale cache's.
+func (s *Set) NamespaceExcludes(ns Namespace) bool {
+	if ns.Labels == nil {
+		return false
+	}
+	for _, p := range s.Policies {
+		if p.nsSelector != nil && !p.nsSelector.Matches(labels.Set(ns.Labels)) {
+			return true
+		}
+	}
+	return false
+}
+
 // Evaluate judges the workload as it is. Callers that judge a controller's template, or a manifest
 // offline, harden a copy first (Harden), because that is what the pods it makes will look like.
-func (s *Set) Evaluate(w *Workload, ns Namespace) Result {
+func (s *Set) Evaluate(w *Workload, ns Namespace, rq Requester) Result {
 	var res Result
 	for _, p := range s.Policies {
-		ok, ex := p.selects(w, ns)
+		ok, ex := p.selects(w, ns, rq)
 		if ex != nil {
 			res.Exemptions = append(res.Exemptions, *ex)
 		}
@@ -99,13 +130,12 @@ func (s *Set) Evaluate(w *Workload, ns Namespace) Result {
 			continue
 		}
 		res.Matched = append(res.Matched, p.Name)
-		pod := newPodView(p, w, func(ca containerAt) {
+		pod := p.view(w, ns, rq, func(ca containerAt) {
 			res.Exemptions = append(res.Exemptions, Exemption{
 				Policy: p.Name, Reason: "container", Field: w.SpecPath.Child(ca.field).Index(ca.index).String(),
-				Detail: "container " + ca.c.Name + " (" + ca.c.Image + ") is exempt",
+				Detail: "container " + ca.c.Name + " (" + ca.c.Image + ") requested by " + rq.Username + " is exempt from " + strings.Join(ca.relaxed, ", "),
 			})
 		})
-		pod.mayMountToken = pod.mayMountToken || p.tokenSA[serviceAccountKey(ns.Name, w.Spec)]
 		res.Violations = append(res.Violations, p.check(pod)...)
 	}
 	return res
@@ -113,15 +143,13 @@ func (s *Set) Evaluate(w *Workload, ns Namespace) Result {
 
 // Harden fills, in place, what every selecting policy forces and the workload leaves unset. It never changes
 // an explicit value and is idempotent. It reports whether anything changed.
-func (s *Set) Harden(w *Workload, ns Namespace) bool {
+func (s *Set) Harden(w *Workload, ns Namespace, rq Requester) bool {
 	changed := false
 	for _, p := range s.Policies {
-		if ok, _ := p.selects(w, ns); !ok {
+		if ok, _ := p.selects(w, ns, rq); !ok {
 			continue
 		}
-		pod := newPodView(p, w, nil)
-		pod.mayMountToken = pod.mayMountToken || p.tokenSA[serviceAccountKey(ns.Name, w.Spec)]
-		if p.harden(pod) {
+		if p.harden(p.view(w, ns, rq, nil)) {
 			changed = true
 		}
 	}
@@ -131,14 +159,12 @@ func (s *Set) Harden(w *Workload, ns Namespace) bool {
 // needsHardening says whether Harden would change anything, without copying or changing the workload. It
 // asks every selecting policy the very conditions Harden acts on (hardenPod, dry). When no policy would
 // fill anything in the workload as it is, hardening in sequence fills nothing either, so the answer is exact.
-func (s *Set) needsHardening(w *Workload, ns Namespace) bool {
+func (s *Set) needsHardening(w *Workload, ns Namespace, rq Requester) bool {
 	for _, p := range s.Policies {
-		if ok, _ := p.selects(w, ns); !ok {
+		if ok, _ := p.selects(w, ns, rq); !ok {
 			continue
 		}
-		pod := newPodView(p, w, nil)
-		pod.mayMountToken = pod.mayMountToken || p.tokenSA[serviceAccountKey(ns.Name, w.Spec)]
-		if p.hardenPod(pod, true) {
+		if p.hardenPod(p.view(w, ns, rq, nil), true) {
 			return true
 		}
 	}
@@ -152,17 +178,18 @@ func (s *Set) needsHardening(w *Workload, ns Namespace) bool {
 //     hardened pod's violations are reported, which are the real problems, without noise about fields that
 //     mutation would have filled.
 //
+// rq is who sent the request (the zero Requester when unknown: no requester-anchored exemption applies).
 // A workload that hardening would not change (every Pod that went through the mutating webhook, and every
 // compliant template) is its own hardened form: it is judged once, without a copy.
-func (s *Set) Judge(w *Workload, ns Namespace) Result {
-	if !s.needsHardening(w, ns) {
-		return s.Evaluate(w, ns)
+func (s *Set) Judge(w *Workload, ns Namespace, rq Requester) Result {
+	if !s.needsHardening(w, ns, rq) {
+		return s.Evaluate(w, ns, rq)
 	}
 	hardened := w.DeepCopy()
-	s.Harden(hardened, ns)
-	res := s.Evaluate(hardened, ns)
+	s.Harden(hardened, ns, rq)
+	res := s.Evaluate(hardened, ns, rq)
 	if w.IsPod() && res.Allowed() {
-		return s.Evaluate(w, ns)
+		return s.Evaluate(w, ns, rq)
 	}
 	return res
 }
@@ -170,26 +197,16 @@ func (s *Set) Judge(w *Workload, ns Namespace) Result {
 // Mutate is what the mutating webhook does to a Pod: it returns a hardened copy and whether to patch. A pod
 // that the policies will deny anyway is not mutated: the validating webhook then denies it with agentgate's
 // own message, instead of the API server refusing a half-hardened object with one of its own.
-func (s *Set) Mutate(w *Workload, ns Namespace) (*Workload, bool) {
-	if !s.needsHardening(w, ns) {
+func (s *Set) Mutate(w *Workload, ns Namespace, rq Requester) (*Workload, bool) {
+	if !s.needsHardening(w, ns, rq) {
 		return w, false
 	}
 	hardened := w.DeepCopy()
-	if !s.Harden(hardened, ns) {
+	if !s.Harden(hardened, ns, rq) {
 		return w, false
 	}
-	if res := s.Evaluate(hardened, ns); !res.Allowed() {
+	if res := s.Evaluate(hardened, ns, rq); !res.Allowed() {
 		return w, false
 	}
 	return hardened, true
-}
-
-// serviceAccountKey is "namespace/name" of the pod's service account ("default" when unset, as the API
-// server defaults it).
-func serviceAccountKey(namespace string, spec *corev1.PodSpec) string {
-	sa := spec.ServiceAccountName
-	if sa == "" {
-		sa = "default"
-	}
-	return namespace + "/" + sa
 }

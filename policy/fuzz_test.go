@@ -89,24 +89,24 @@ func FuzzHarden(f *testing.F) {
 			return
 		}
 		for i, set := range sets {
-			_ = set.Evaluate(w, ns)
-			_ = set.Judge(w, ns)
+			_ = set.Evaluate(w, ns, Requester{})
+			_ = set.Judge(w, ns, Requester{})
 			h := w.DeepCopy()
-			set.Harden(h, ns)
+			set.Harden(h, ns, Requester{})
 			again := h.DeepCopy()
-			if set.Harden(again, ns) {
+			if set.Harden(again, ns, Requester{}) {
 				t.Fatalf("policy %d: second hardening pass reported a change", i)
 			}
 			hj := mustJSON(t, h.Object)
 			if aj := mustJSON(t, again.Object); aj != hj {
 				t.Fatalf("policy %d: second hardening pass changed the pod:\n%s\n%s", i, hj, aj)
 			}
-			_ = set.Judge(h, ns)
-			res := set.Evaluate(h, ns)
+			_ = set.Judge(h, ns, Requester{})
+			res := set.Evaluate(h, ns, Requester{})
 			if _, err := DecodeWorkload(podGK, []byte(hj)); err != nil {
 				t.Fatalf("policy %d: hardened pod does not decode: %v\n%s", i, err, hj)
 			}
-			m, changed := set.Mutate(w, ns)
+			m, changed := set.Mutate(w, ns, Requester{})
 			if changed && !res.Allowed() {
 				t.Fatalf("policy %d: Mutate patched a pod denied after hardening", i)
 			}

@@ -10,8 +10,10 @@ import (
 //   - an explicit value is never changed, even a forbidden one: the checks deny it with a message, so users
 //     stay in control and a second pass changes nothing;
 //   - a field is not added where the API server would then refuse the object (allowPrivilegeEscalation: false
-//     beside privileged: true or an added SYS_ADMIN; Linux-only fields on a Windows pod), because that error
-//     would hide agentgate's own explanation of why the pod is denied.
+//     beside privileged: true or an added CAP_SYS_ADMIN, apiRefusesNoEscalation; Linux-only fields on a pod that
+//     may run on Windows), because that error would hide agentgate's own explanation of why the pod is denied;
+//   - a container's fields that an exemption relaxes are left alone, and pod-level runAsNonRoot: true is not
+//     set where an exempt container relies on running as root (its judged neighbours get it one by one).
 func (p *Policy) harden(pod *podView) bool { return p.hardenPod(pod, false) }
 
 // hardenPod is harden; with dry set it changes nothing and reports whether harden would change anything
@@ -31,7 +33,10 @@ func (p *Policy) hardenPod(pod *podView, dry bool) bool {
 		changed = true
 	}
 	sc := p.Spec.SecurityContext
-	if *sc.RunAsNonRoot && (s.SecurityContext == nil || s.SecurityContext.RunAsNonRoot == nil) {
+	// A container exempt from runAsNonRoot may need root: pod-level true would stop it from starting, so the
+	// judged containers get true one by one instead (hardenContainer).
+	perContainerNonRoot := *sc.RunAsNonRoot && pod.relaxing && slices.ContainsFunc(pod.containers, needsRoot)
+	if *sc.RunAsNonRoot && !perContainerNonRoot && (s.SecurityContext == nil || s.SecurityContext.RunAsNonRoot == nil) {
 		if dry {
 			return true
 		}
@@ -56,7 +61,7 @@ func (p *Policy) hardenPod(pod *podView, dry bool) bool {
 		changed = true
 	}
 	for _, ca := range pod.containers {
-		if p.hardenContainer(ca, pod.windows, dry) {
+		if p.hardenContainer(ca, pod.windows, perContainerNonRoot, dry) {
 			if dry {
 				return true
 			}
@@ -73,7 +78,14 @@ func podSC(s *corev1.PodSpec) *corev1.PodSecurityContext {
 	return s.SecurityContext
 }
 
-func (p *Policy) hardenContainer(ca containerAt, windows, dry bool) bool {
+// needsRoot: an exemption relaxes runAsNonRoot for the container and it does not say runAsNonRoot itself.
+func needsRoot(ca containerAt) bool {
+	return ca.relaxes("runAsNonRoot") && (ca.c.SecurityContext == nil || ca.c.SecurityContext.RunAsNonRoot == nil)
+}
+
+// hardenContainer fills one container's fields, except those of the checks an exemption relaxes for it.
+// nonRootHere: runAsNonRoot is forced per container rather than at pod level (a neighbour is exempt from it).
+func (p *Policy) hardenContainer(ca containerAt, windows, nonRootHere, dry bool) bool {
 	c := ca.c
 	changed := false
 	sc := p.Spec.SecurityContext
@@ -83,15 +95,23 @@ func (p *Policy) hardenContainer(ca containerAt, windows, dry bool) bool {
 		}
 		return c.SecurityContext
 	}
+	if nonRootHere && !ca.relaxes("runAsNonRoot") && (c.SecurityContext == nil || c.SecurityContext.RunAsNonRoot == nil) {
+		if dry {
+			return true
+		}
+		csc().RunAsNonRoot = ptrTo(true)
+		changed = true
+	}
 	if !windows {
-		if *sc.ReadOnlyRootFilesystem && (c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil) {
+		if *sc.ReadOnlyRootFilesystem && !ca.relaxes("readOnlyRootFilesystem") && (c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil) {
 			if dry {
 				return true
 			}
 			csc().ReadOnlyRootFilesystem = ptrTo(true)
 			changed = true
 		}
-		if !*sc.AllowPrivilegeEscalation && (c.SecurityContext == nil || c.SecurityContext.AllowPrivilegeEscalation == nil) && !conflictsWithNoEscalation(c) {
+		if !*sc.AllowPrivilegeEscalation && !ca.relaxes("allowPrivilegeEscalation") &&
+			(c.SecurityContext == nil || c.SecurityContext.AllowPrivilegeEscalation == nil) && !apiRefusesNoEscalation(c) {
 			if dry {
 				return true
 			}
@@ -111,32 +131,12 @@ func (p *Policy) hardenContainer(ca containerAt, windows, dry bool) bool {
 			changed = true
 		}
 	}
-	if ca.field != "ephemeralContainers" { // the API forbids resources on ephemeral containers
+	if ca.field != "ephemeralContainers" && !ca.relaxes("resources") { // the API forbids resources on ephemeral containers
 		if p.fillResources(&c.Resources, dry) {
 			changed = true
 		}
 	}
 	return changed
-}
-
-// conflictsWithNoEscalation: the API server refuses allowPrivilegeEscalation: false together with
-// privileged: true or an added CAP_SYS_ADMIN.
-func conflictsWithNoEscalation(c *corev1.Container) bool {
-	sc := c.SecurityContext
-	if sc == nil {
-		return false
-	}
-	if sc.Privileged != nil && *sc.Privileged {
-		return true
-	}
-	if sc.Capabilities != nil {
-		for _, a := range sc.Capabilities.Add {
-			if a == "CAP_SYS_ADMIN" || a == "SYS_ADMIN" {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // dropsAll wants "ALL" exactly, as Pod Security restricted does: a drop list with only "all" gets "ALL"

@@ -64,10 +64,16 @@ var testNS = Namespace{Name: "agents", Labels: map[string]string{"agentgate.io/a
 // object, no patch), and returns the hardened copy.
 func hardenTwice(t *testing.T, set *Set, w *Workload) *Workload {
 	t.Helper()
+	return hardenTwiceAs(t, set, w, Requester{})
+}
+
+// hardenTwiceAs is hardenTwice for a workload sent by rq.
+func hardenTwiceAs(t *testing.T, set *Set, w *Workload, rq Requester) *Workload {
+	t.Helper()
 	h := w.DeepCopy()
-	set.Harden(h, testNS)
+	set.Harden(h, testNS, rq)
 	again := h.DeepCopy()
-	if set.Harden(again, testNS) {
+	if set.Harden(again, testNS, rq) {
 		t.Errorf("second hardening pass reported a change")
 	}
 	if a, b := mustJSON(t, h.Object), mustJSON(t, again.Object); a != b {
@@ -97,7 +103,7 @@ spec:
 func TestHardenFillsEveryUnsetField(t *testing.T) {
 	set := NewSet(Default())
 	w, _ := workloadFromYAML(t, hardenBare)
-	if res := set.Evaluate(w, testNS); res.Allowed() {
+	if res := set.Evaluate(w, testNS, Requester{}); res.Allowed() {
 		t.Fatal("the bare pod passes before hardening")
 	}
 	h := hardenTwice(t, set, w)
@@ -109,7 +115,7 @@ func TestHardenFillsEveryUnsetField(t *testing.T) {
 		sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("pod securityContext = %+v", sc)
 	}
-	for _, ca := range newPodView(set.Policies[0], h, nil).containers {
+	for _, ca := range newPodView(set.Policies[0], h, Requester{}, nil).containers {
 		sc := ca.c.SecurityContext
 		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
 			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
@@ -127,7 +133,7 @@ func TestHardenFillsEveryUnsetField(t *testing.T) {
 			t.Errorf("%s[%d] resources = %s", ca.field, ca.index, mustJSON(t, res))
 		}
 	}
-	if res := set.Evaluate(h, testNS); !res.Allowed() {
+	if res := set.Evaluate(h, testNS, Requester{}); !res.Allowed() {
 		t.Errorf("hardened bare pod denied: %v", res.Violations)
 	}
 }
@@ -216,11 +222,11 @@ func TestHardenNeverFlips(t *testing.T) {
 			if got := mustJSON(t, h.Object); !strings.Contains(got, tc.keep) {
 				t.Errorf("hardened pod lost %s:\n%s", tc.keep, got)
 			}
-			if got := violationKeys(set.Evaluate(h, testNS).Violations); !slices.Equal(got, tc.deny) {
+			if got := violationKeys(set.Evaluate(h, testNS, Requester{}).Violations); !slices.Equal(got, tc.deny) {
 				t.Errorf("denials = %q, want %q", got, tc.deny)
 			}
 			// Mutate leaves a pod that will be denied exactly as sent.
-			m, changed := set.Mutate(w, testNS)
+			m, changed := set.Mutate(w, testNS, Requester{})
 			if len(tc.deny) > 0 && (changed || m != w) {
 				t.Error("Mutate hardened a pod that is denied anyway")
 			}
@@ -258,11 +264,12 @@ spec:
   - {name: debug, image: registry.corp.example/agents/a:1, securityContext: {privileged: true}}
 `)
 	h := hardenTwice(t, set, w)
-	for _, ca := range newPodView(set.Policies[0], h, nil).containers {
+	for _, ca := range newPodView(set.Policies[0], h, Requester{}, nil).containers {
 		ape := ca.c.SecurityContext.AllowPrivilegeEscalation
-		if ca.c.Name == "plain" {
+		if ca.c.Name == "plain" || ca.c.Name == "sysadmin2" {
+			// The API server refuses false beside "CAP_SYS_ADMIN" only, not beside "SYS_ADMIN".
 			if ape == nil || *ape {
-				t.Errorf("plain container: allowPrivilegeEscalation = %s, want false", boolString(ape))
+				t.Errorf("%s container: allowPrivilegeEscalation = %s, want false", ca.c.Name, boolString(ape))
 			}
 			continue
 		}
@@ -281,7 +288,7 @@ spec:
 		"capabilities@spec.containers[1].securityContext.capabilities.add[0]",
 		// No allowPrivilegeEscalation "unset" beside them: writing false there is what the API server refuses.
 	}
-	got := violationKeys(set.Evaluate(h, testNS).Violations)
+	got := violationKeys(set.Evaluate(h, testNS, Requester{}).Violations)
 	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
 		t.Errorf("denials = %q\nwant %q", got, want)
 	}
@@ -300,10 +307,10 @@ spec:
 	t.Run("deny: no patch, one denial", func(t *testing.T) {
 		set := NewSet(Default())
 		w, _ := workloadFromYAML(t, doc)
-		if m, changed := set.Mutate(w, testNS); changed || m != w {
+		if m, changed := set.Mutate(w, testNS, Requester{}); changed || m != w {
 			t.Error("Mutate patched a Windows pod")
 		}
-		if got := violationKeys(set.Judge(w, testNS).Violations); !slices.Equal(got, []string{"windows@spec.os.name"}) {
+		if got := violationKeys(set.Judge(w, testNS, Requester{}).Violations); !slices.Equal(got, []string{"windows@spec.os.name"}) {
 			t.Errorf("denials = %q, want only windows@spec.os.name", got)
 		}
 		h := hardenTwice(t, set, w)
@@ -314,7 +321,7 @@ spec:
 		w, _ := workloadFromYAML(t, doc)
 		h := hardenTwice(t, set, w)
 		assertNoLinuxOnlyFields(t, h)
-		if res := set.Evaluate(h, testNS); !res.Allowed() {
+		if res := set.Evaluate(h, testNS, Requester{}); !res.Allowed() {
 			t.Errorf("hardened Windows pod denied under skipLinuxChecks: %v", violationKeys(res.Violations))
 		}
 	})
@@ -412,7 +419,7 @@ spec:
 `, "spec.jobTemplate.spec.template.spec.hostPID"},
 	} {
 		w, _ := workloadFromYAML(t, tc.doc)
-		res := set.Judge(w, testNS)
+		res := set.Judge(w, testNS, Requester{})
 		if got := violationKeys(res.Violations); len(got) != 1 || !strings.HasSuffix(got[0], "@"+tc.denyPath) {
 			t.Errorf("%s: denials = %q, want one at %s", w.Kind, got, tc.denyPath)
 		}
@@ -427,7 +434,7 @@ spec:
 		// Fix the one problem and the template passes after hardening.
 		w.Spec.HostPID = false
 		w.Spec.Containers[0].SecurityContext = nil
-		if res := set.Judge(w, testNS); !res.Allowed() {
+		if res := set.Judge(w, testNS, Requester{}); !res.Allowed() {
 			t.Errorf("%s: fixed template denied: %q", w.Kind, violationKeys(res.Violations))
 		}
 	}
@@ -438,7 +445,7 @@ spec:
 func TestJudgePodBypassingMutation(t *testing.T) {
 	set := NewSet(Default())
 	w, _ := workloadFromYAML(t, hardenBare)
-	res := set.Judge(w, testNS)
+	res := set.Judge(w, testNS, Requester{})
 	if res.Allowed() {
 		t.Fatal("a pod that skipped mutation was admitted")
 	}
@@ -451,11 +458,11 @@ func TestJudgePodBypassingMutation(t *testing.T) {
 			t.Errorf("no %s violation for an unhardened pod: %q", c, violationKeys(res.Violations))
 		}
 	}
-	m, changed := set.Mutate(w, testNS)
+	m, changed := set.Mutate(w, testNS, Requester{})
 	if !changed {
 		t.Fatal("Mutate changed nothing")
 	}
-	if res := set.Judge(m, testNS); !res.Allowed() {
+	if res := set.Judge(m, testNS, Requester{}); !res.Allowed() {
 		t.Errorf("mutated pod denied: %q", violationKeys(res.Violations))
 	}
 	if mustJSON(t, w.Object) == mustJSON(t, m.Object) {
@@ -464,27 +471,45 @@ func TestJudgePodBypassingMutation(t *testing.T) {
 }
 
 // TestHardenSelection: a policy that does not select the pod (namespace labels, exempt namespace) hardens
-// nothing; an exempt container is left as sent while its neighbours are hardened.
+// nothing; an exempt container keeps as sent the fields of the checks its exemption relaxes, and gets the
+// others; pod-level runAsNonRoot moves to the judged containers when the exempt one may run as root. A
+// requester the exemption does not name gets every container hardened.
 func TestHardenSelection(t *testing.T) {
 	set := NewSet(policyFromDefault(t, func(ap *AgentPolicy) {
-		ap.Spec.Exempt.Containers = []ContainerExempt{{Name: "sidecar", Image: "registry.corp.example/agents/proxy:*"}}
+		ap.Spec.Exempt.Containers = []ContainerExempt{{Name: "sidecar", Image: "registry.corp.example/agents/proxy:*",
+			Checks: []string{"readOnlyRootFilesystem", "resources", "runAsNonRoot"}, ServiceAccounts: []string{"mesh/operator"}}}
 	}))
 	w, _ := workloadFromYAML(t, hardenBare)
 	for _, ns := range []Namespace{{Name: "web", Labels: map[string]string{}}, {Name: "kube-system"}} {
-		if set.Harden(w.DeepCopy(), ns) {
+		if set.Harden(w.DeepCopy(), ns, meshOperator) {
 			t.Errorf("namespace %+v: hardened a pod no policy selects", ns)
 		}
 	}
-	h := hardenTwice(t, set, w)
-	if h.Spec.Containers[1].SecurityContext != nil || h.Spec.Containers[1].Resources.Limits != nil {
-		t.Errorf("exempt container hardened: %s", mustJSON(t, h.Spec.Containers[1]))
+	h := w.DeepCopy()
+	set.Harden(h, testNS, meshOperator)
+	if set.Harden(h, testNS, meshOperator) {
+		t.Error("hardening is not idempotent with an exempt container")
 	}
-	if h.Spec.Containers[0].SecurityContext == nil {
-		t.Error("non-exempt container not hardened")
+	side := h.Spec.Containers[1]
+	if sc := side.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem != nil || sc.RunAsNonRoot != nil || side.Resources.Limits != nil ||
+		sc.AllowPrivilegeEscalation == nil || !dropsAll(&side) {
+		t.Errorf("exempt container: relaxed fields filled or others not: %s", mustJSON(t, side))
 	}
-	res := set.Evaluate(h, testNS)
+	if sc := h.Spec.SecurityContext; sc == nil || sc.RunAsNonRoot != nil || sc.SeccompProfile == nil {
+		t.Errorf("pod securityContext: want seccomp and no pod-level runAsNonRoot (the sidecar may need root): %s", mustJSON(t, sc))
+	}
+	if sc := h.Spec.Containers[0].SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		t.Errorf("judged container: runAsNonRoot not set per container: %s", mustJSON(t, h.Spec.Containers[0]))
+	}
+	res := set.Evaluate(h, testNS, meshOperator)
 	if !res.Allowed() || len(res.Exemptions) != 1 || res.Exemptions[0].Field != "spec.containers[1]" {
-		t.Errorf("allowed %v exemptions %+v", res.Allowed(), res.Exemptions)
+		t.Errorf("allowed %v exemptions %+v violations %+v", res.Allowed(), res.Exemptions, res.Violations)
+	}
+	// The same pod sent by anyone else: the sidecar is judged like every container.
+	other := w.DeepCopy()
+	set.Harden(other, testNS, Requester{Username: "system:serviceaccount:agents:default"})
+	if sc := other.Spec.Containers[1].SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || other.Spec.SecurityContext.RunAsNonRoot == nil {
+		t.Errorf("sidecar sent by a stranger not hardened: %s", mustJSON(t, other.Spec))
 	}
 }
 

@@ -22,20 +22,20 @@ func checkNeedsHardening(t *testing.T, data []byte) {
 	for i, set := range fuzzSets(t) {
 		for _, ns := range []Namespace{testNS, {Name: "kube-system"}, {Name: "plain", Labels: map[string]string{}}} {
 			before := mustJSON(t, w.Object)
-			needs := set.needsHardening(w, ns)
+			needs := set.needsHardening(w, ns, Requester{})
 			if after := mustJSON(t, w.Object); after != before {
 				t.Fatalf("set %d: needsHardening changed the pod", i)
 			}
 			h := w.DeepCopy()
-			if changed := set.Harden(h, ns); changed != needs {
+			if changed := set.Harden(h, ns, Requester{}); changed != needs {
 				t.Fatalf("set %d, namespace %s: needsHardening %v, Harden changed %v: %s", i, ns.Name, needs, changed, data)
 			}
 			// Judge and Mutate with the shortcut give what the long way gives.
-			long := set.Evaluate(h, ns)
+			long := set.Evaluate(h, ns, Requester{})
 			if w.IsPod() && long.Allowed() {
-				long = set.Evaluate(w, ns)
+				long = set.Evaluate(w, ns, Requester{})
 			}
-			if got := set.Judge(w, ns); mustJSON(t, got) != mustJSON(t, long) {
+			if got := set.Judge(w, ns, Requester{}); mustJSON(t, got) != mustJSON(t, long) {
 				t.Fatalf("set %d: Judge %s, the long way %s", i, mustJSON(t, got), mustJSON(t, long))
 			}
 		}

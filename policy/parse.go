@@ -42,8 +42,8 @@ type Policy struct {
 	nsSelector      labels.Selector // nil: every namespace
 	podSelector     labels.Selector // nil: every pod
 	exemptNS        map[string]bool
-	exemptSA        map[string]bool
-	tokenSA         map[string]bool
+	exemptBy        requesters // whole workloads sent by these users
+	tokenBy         requesters // pods sent by these users may carry a token
 	exemptContainer []containerExempt
 	allow, deny     []glob
 	denyTags        map[string]bool
@@ -51,11 +51,6 @@ type Policy struct {
 	allowedCaps     map[corev1.Capability]bool
 	commands        *commandRules
 	maxResources    map[corev1.ResourceName]resource.Quantity
-}
-
-type containerExempt struct {
-	name  string
-	image glob
 }
 
 // Parse decodes one policy document (YAML or JSON) strictly, applies defaults, and validates it. All field
@@ -188,46 +183,8 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 	p.podSelector, e = compileSelector(s.Match.PodSelector, sp.Child("match", "podSelector"))
 	errs = append(errs, e...)
 
-	ep := sp.Child("exempt")
-	p.exemptNS = map[string]bool{}
-	for i, ns := range s.Exempt.Namespaces {
-		if ns == "" {
-			errs = append(errs, field.Required(ep.Child("namespaces").Index(i), "an empty namespace name exempts nothing"))
-		}
-		p.exemptNS[ns] = true
-	}
-	p.exemptSA = map[string]bool{}
-	for i, sa := range s.Exempt.ServiceAccounts {
-		ns, n, ok := strings.Cut(sa, "/")
-		if !ok || ns == "" || n == "" || strings.Contains(n, "/") {
-			errs = append(errs, field.Invalid(ep.Child("serviceAccounts").Index(i), sa, `must be "namespace/name"`))
-		}
-		p.exemptSA[sa] = true
-	}
-	for i, c := range s.Exempt.Containers {
-		cp := ep.Child("containers").Index(i)
-		if c.Name == "" {
-			errs = append(errs, field.Required(cp.Child("name"), "a container exemption names the container"))
-		}
-		if c.Image == "" {
-			errs = append(errs, field.Required(cp.Child("image"), `a container exemption names the image it trusts (a glob such as "docker.io/istio/proxyv2:*")`))
-			continue
-		}
-		g, err := compileExemptImage(c.Image)
-		if err != nil {
-			errs = append(errs, field.Invalid(cp.Child("image"), c.Image, err.Error()))
-			continue
-		}
-		p.exemptContainer = append(p.exemptContainer, containerExempt{name: c.Name, image: g})
-	}
-
-	p.tokenSA = map[string]bool{}
-	for i, sa := range s.ServiceAccountToken.AllowServiceAccounts {
-		if ns, n, ok := strings.Cut(sa, "/"); !ok || ns == "" || n == "" || strings.Contains(n, "/") {
-			errs = append(errs, field.Invalid(sp.Child("serviceAccountToken", "allowServiceAccounts").Index(i), sa, `must be "namespace/name"`))
-		}
-		p.tokenSA[sa] = true
-	}
+	errs = append(errs, compileExempt(p, s.Exempt, sp.Child("exempt"))...)
+	errs = append(errs, compileServiceAccountToken(p, s.ServiceAccountToken, sp.Child("serviceAccountToken"))...)
 
 	errs = append(errs, compileImages(p, &s.Images, sp.Child("images"))...)
 

@@ -137,7 +137,7 @@ func TestParseStrictUnknownFields(t *testing.T) {
 		{"metadata", "apiVersion: agentgate.io/v1alpha1\nkind: AgentPolicy\nmetadata: {name: p, namespace: x}\n", []string{"metadata.namespace"}},
 		{"spec", policyHead + "spec: {enforce: true}\n", []string{"spec.enforce"}},
 		{"spec.images", policyHead + "spec:\n  images: {alow: [x]}\n", []string{"spec.images.alow"}},
-		{"list element", policyHead + "spec:\n  exempt:\n    containers:\n    - {name: a, image: 'docker.io/a:*'}\n    - {name: b, image: 'docker.io/b:*', nme: c}\n", []string{"spec.exempt.containers[1].nme"}},
+		{"list element", policyHead + "spec:\n  exempt:\n    containers:\n    - {name: a, image: 'docker.io/a:*', checks: [images], usernames: [alice]}\n    - {name: b, image: 'docker.io/b:*', nme: c, checks: [images], usernames: [alice]}\n", []string{"spec.exempt.containers[1].nme"}},
 		{"resources.defaults", policyHead + "spec:\n  resources: {defaults: {request: {cpu: 1}}}\n", []string{"spec.resources.defaults.request"}},
 		{"selector", policyHead + "spec:\n  match: {podSelector: {matchLabel: {a: b}}}\n", []string{"spec.match.podSelector.matchLabel"}},
 		{"several at once", policyHead + "spec:\n  images: {alow: [x]}\n  serviceAccountToken: {automunt: true}\nstatus: {}\n",
@@ -233,9 +233,21 @@ func TestParseFieldErrors(t *testing.T) {
 		{"namespaceSelector", "match: {namespaceSelector: {matchExpressions: [{key: a, operator: Near}]}}", "spec.match.namespaceSelector", field.ErrorTypeInvalid},
 		{"exempt namespace", `exempt: {namespaces: [""]}`, "spec.exempt.namespaces[0]", field.ErrorTypeRequired},
 		{"exempt sa with two slashes", "exempt: {serviceAccounts: [a/b/c]}", "spec.exempt.serviceAccounts[0]", field.ErrorTypeInvalid},
-		{"exempt container name", "exempt: {containers: [{image: 'docker.io/istio/proxyv2:*'}]}", "spec.exempt.containers[0].name", field.ErrorTypeRequired},
-		{"exempt container image", "exempt: {containers: [{name: istio-init}]}", "spec.exempt.containers[0].image", field.ErrorTypeRequired},
-		{"exempt container glob", "exempt: {containers: [{name: a, image: 'docker.io/a/[:*'}]}", "spec.exempt.containers[0].image", field.ErrorTypeInvalid},
+		{"exempt container name", "exempt: {containers: [{image: 'docker.io/istio/proxyv2:*', checks: [images], serviceAccounts: [mesh/operator]}]}", "spec.exempt.containers[0].name", field.ErrorTypeRequired},
+		{"exempt container image", "exempt: {containers: [{name: istio-init, checks: [images], serviceAccounts: [mesh/operator]}]}", "spec.exempt.containers[0].image", field.ErrorTypeRequired},
+		{"exempt container glob", "exempt: {containers: [{name: a, image: 'docker.io/a/[:*', checks: [images], serviceAccounts: [mesh/operator]}]}", "spec.exempt.containers[0].image", field.ErrorTypeInvalid},
+		{"exempt container without checks", "exempt: {containers: [{name: a, image: 'docker.io/a:*', serviceAccounts: [mesh/operator]}]}", "spec.exempt.containers[0].checks", field.ErrorTypeRequired},
+		{"exempt container from a baseline check", "exempt: {containers: [{name: a, image: 'docker.io/a:*', checks: [privileged], serviceAccounts: [mesh/operator]}]}", "spec.exempt.containers[0].checks[0]", field.ErrorTypeForbidden},
+		{"exempt container from a pod check", "exempt: {containers: [{name: a, image: 'docker.io/a:*', checks: [serviceAccountTokenProjection], serviceAccounts: [mesh/operator]}]}", "spec.exempt.containers[0].checks[0]", field.ErrorTypeForbidden},
+		{"exempt container from an unknown check", "exempt: {containers: [{name: a, image: 'docker.io/a:*', checks: [everything], serviceAccounts: [mesh/operator]}]}", "spec.exempt.containers[0].checks[0]", field.ErrorTypeNotSupported},
+		{"exempt container without requester", "exempt: {containers: [{name: a, image: 'docker.io/a:*', checks: [images]}]}", "spec.exempt.containers[0].serviceAccounts", field.ErrorTypeRequired},
+		{"exempt container by a controller", "exempt: {containers: [{name: a, image: 'docker.io/a:*', checks: [images], serviceAccounts: [kube-system/replicaset-controller]}]}", "spec.exempt.containers[0].serviceAccounts[0]", field.ErrorTypeInvalid},
+		{"exempt kube-system sa", "exempt: {serviceAccounts: [kube-system/job-controller]}", "spec.exempt.serviceAccounts[0]", field.ErrorTypeInvalid},
+		{"exempt sa wildcard", "exempt: {serviceAccounts: ['agents/*']}", "spec.exempt.serviceAccounts[0]", field.ErrorTypeInvalid},
+		{"exempt controller-manager", "exempt: {usernames: ['system:kube-controller-manager']}", "spec.exempt.usernames[0]", field.ErrorTypeInvalid},
+		{"exempt sa as username", "exempt: {usernames: ['system:serviceaccount:kube-system:replicaset-controller']}", "spec.exempt.usernames[0]", field.ErrorTypeInvalid},
+		{"exempt node", "exempt: {usernames: ['system:node:n1']}", "spec.exempt.usernames[0]", field.ErrorTypeInvalid},
+		{"token sa in kube-system", "serviceAccountToken: {allowServiceAccounts: [kube-system/generic-garbage-collector]}", "spec.serviceAccountToken.allowServiceAccounts[0]", field.ErrorTypeInvalid},
 		{"deny glob without registry", "images: {deny: [library/nginx]}", "spec.images.deny[0]", field.ErrorTypeInvalid},
 		{"allow glob empty segment", "images: {allow: ['registry.example.com//x']}", "spec.images.allow[0]", field.ErrorTypeInvalid},
 		{"denyTags", "images: {denyTags: [latest, 'not a tag']}", "spec.images.denyTags[1]", field.ErrorTypeInvalid},
@@ -346,7 +358,7 @@ func TestParseCompiled(t *testing.T) {
   exempt:
     namespaces: [ops]
     serviceAccounts: [ci/runner]
-    containers: [{name: istio-init, image: "docker.io/istio/proxyv2:*"}]
+    containers: [{name: istio-init, image: "docker.io/istio/proxyv2:*", checks: [images, images, runAsNonRoot], usernames: [alice]}]
   images: {allow: ["docker.io/library/*", "ghcr.io/acme/**"], deny: ["ghcr.io/acme/legacy/**"]}
   securityContext: {allowedCapabilities: [cap_net_raw]}
 `))
@@ -356,8 +368,11 @@ func TestParseCompiled(t *testing.T) {
 	if !p.allowedCaps["NET_RAW"] {
 		t.Errorf("cap_net_raw not normalised: %v", p.allowedCaps)
 	}
-	if !p.exemptNS["ops"] || !p.exemptSA["ci/runner"] || len(p.exemptContainer) != 1 {
-		t.Errorf("exemptions not compiled: %v %v %v", p.exemptNS, p.exemptSA, p.exemptContainer)
+	if _, ok := p.exemptBy["system:serviceaccount:ci:runner"]; !p.exemptNS["ops"] || !ok || len(p.exemptContainer) != 1 {
+		t.Errorf("exemptions not compiled: %v %v %v", p.exemptNS, p.exemptBy, p.exemptContainer)
+	}
+	if c := p.exemptContainer[0]; !slices.Equal(c.checks, []string{"images", "runAsNonRoot"}) || c.by["alice"] != "spec.exempt.containers[0].usernames[0]" {
+		t.Errorf("container exemption compiled as %+v", c)
 	}
 	for _, tc := range []struct {
 		ref           string

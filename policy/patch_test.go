@@ -79,7 +79,7 @@ func TestCreatePatchGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			w, raw := workloadFromYAML(t, string(doc))
-			m, changed := set.Mutate(w, testNS)
+			m, changed := set.Mutate(w, testNS, Requester{})
 			ops := checkPatchApplies(t, raw, w.Object, m.Object)
 			if changed != (len(ops) > 0) {
 				t.Errorf("Mutate changed=%v but the patch has %d operations", changed, len(ops))
@@ -109,12 +109,12 @@ func TestCreatePatchGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				m2, changed2 := set.Mutate(w2, testNS)
+				m2, changed2 := set.Mutate(w2, testNS, Requester{})
 				ops2, err := CreatePatch(patched, w2.Object, m2.Object)
 				if changed2 || err != nil || len(ops2) != 0 {
 					t.Errorf("second pass: changed %v, ops %v, err %v", changed2, ops2, err)
 				}
-				if res := set.Judge(w2, testNS); !res.Allowed() {
+				if res := set.Judge(w2, testNS, Requester{}); !res.Allowed() {
 					t.Errorf("patched pod denied: %q", violationKeys(res.Violations))
 				}
 			}
@@ -157,7 +157,7 @@ spec:
           containers: [{name: a, image: registry.corp.example/agents/a:1}]
 `)
 	h := w.DeepCopy()
-	set.Harden(h, testNS)
+	set.Harden(h, testNS, Requester{})
 	ops := checkPatchApplies(t, raw, w.Object, h.Object)
 	if len(ops) == 0 {
 		t.Fatal("no operations")

@@ -36,15 +36,15 @@ func (p *Policy) admitsName(img *image) bool {
 // pinning policy grants (the strictest wins). Exempt containers are not pinned by the policy that exempts
 // them. Image volumes are left alone: their reference is pinned by whoever writes it, and requireDigest
 // judges them like any image.
-func (s *Set) DigestTargets(w *Workload, ns Namespace) []DigestTarget {
+func (s *Set) DigestTargets(w *Workload, ns Namespace, rq Requester) []DigestTarget {
 	var out []DigestTarget
 	index := map[*corev1.Container]int{}
 	var vetoed map[*corev1.Container]bool
 	for _, p := range s.Policies {
-		if ok, _ := p.selects(w, ns); !ok {
+		if ok, _ := p.selects(w, ns, rq); !ok {
 			continue
 		}
-		pod := newPodView(p, w, nil)
+		pod := newPodView(p, w, rq, nil).judgedBy("images")
 		for _, ca := range pod.containers {
 			img, err := parseImage(ca.c.Image)
 			if err != nil || img.digest != "" {

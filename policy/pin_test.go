@@ -13,7 +13,7 @@ import (
 func TestDigestTargets(t *testing.T) {
 	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	pinning := testPolicy(t, `images: {allow: ["registry.corp.example/**"], pinDigests: true}
-exempt: {containers: [{name: mesh, image: "registry.corp.example/mesh/proxy:*"}]}`)
+exempt: {containers: [{name: mesh, image: "registry.corp.example/mesh/proxy:*", checks: [images], serviceAccounts: [mesh/operator]}]}`)
 	pod := validPod()
 	pod.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "registry.corp.example/agents/init:1"}}
 	pod.Spec.Containers = append(pod.Spec.Containers,
@@ -25,7 +25,7 @@ exempt: {containers: [{name: mesh, image: "registry.corp.example/mesh/proxy:*"}]
 		t.Fatal(err)
 	}
 	var got []string
-	for _, dt := range NewSet(pinning).DigestTargets(w, Namespace{Name: "agents"}) {
+	for _, dt := range NewSet(pinning).DigestTargets(w, Namespace{Name: "agents"}, meshOperator) {
 		got = append(got, dt.Field+"="+dt.Container.Image)
 	}
 	want := []string{
@@ -35,7 +35,7 @@ exempt: {containers: [{name: mesh, image: "registry.corp.example/mesh/proxy:*"}]
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("targets:\n got %v\nwant %v", got, want)
 	}
-	if n := len(NewSet(Default()).DigestTargets(w, Namespace{Name: "agents"})); n != 0 {
+	if n := len(NewSet(Default()).DigestTargets(w, Namespace{Name: "agents"}, Requester{})); n != 0 {
 		t.Errorf("the default policy does not pin, yet %d targets", n)
 	}
 	if got := PinnedReference("registry.corp.example/agents/init:1", digest); got != "registry.corp.example/agents/init:1@"+digest {
@@ -66,7 +66,7 @@ func TestDigestTargetsOnlyAdmittedNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, dt := range strict.DigestTargets(w, Namespace{Name: "agents"}) {
+	for _, dt := range strict.DigestTargets(w, Namespace{Name: "agents"}, Requester{}) {
 		got = append(got, fmt.Sprintf("%s=%s %+v", dt.Field, dt.Reference, dt.Access))
 	}
 	want := []string{
@@ -84,7 +84,7 @@ func TestDigestTargetsOnlyAdmittedNames(t *testing.T) {
 	otherPin := testPolicy(t, `images: {pinDigests: true, pinRegistries: [{registry: "localhost:5000", localAddresses: true}]}`)
 	otherPin.Name = "other-pin"
 	got = nil
-	for _, dt := range NewSet(pinning, narrower, otherPin).DigestTargets(w, Namespace{Name: "agents"}) {
+	for _, dt := range NewSet(pinning, narrower, otherPin).DigestTargets(w, Namespace{Name: "agents"}, Requester{}) {
 		got = append(got, fmt.Sprintf("%s=%s %+v", dt.Field, dt.Reference, dt.Access))
 	}
 	want = []string{"spec.containers[5].image=localhost:5000/agents/tool:2 {LocalAddresses:true PlainHTTP:false}"}
@@ -118,7 +118,7 @@ func TestRequireDigestWithPinDigests(t *testing.T) {
 	ns := Namespace{Name: "agents"}
 	judge := func(set *Set, w *Workload) []string {
 		var out []string
-		for _, v := range set.Judge(w, ns).Violations {
+		for _, v := range set.Judge(w, ns, Requester{}).Violations {
 			if v.Check == "images" {
 				out = append(out, v.Field+": "+v.Allowed)
 			}

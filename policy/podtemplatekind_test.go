@@ -138,7 +138,7 @@ func TestSandboxJudgedByItsTemplate(t *testing.T) {
 	if w.Kind != "Sandbox" || w.IsPod() || w.Meta.Name != "sb" || w.SpecPath.String() != "spec.podTemplate.spec" || w.PodMetaPath.String() != "spec.podTemplate.metadata" {
 		t.Errorf("workload %s/%s %s %s", w.Kind, w.Meta.Name, w.SpecPath, w.PodMetaPath)
 	}
-	res, ops, err := set.Review(raw, w, testNS)
+	res, ops, err := set.Review(raw, w, testNS, Requester{})
 	if err != nil || ops != nil {
 		t.Fatalf("Review: ops %v err %v (a Sandbox is never mutated)", ops, err)
 	}
@@ -173,7 +173,7 @@ func TestSandboxJudgedByItsTemplate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res := set.Judge(w, testNS)
+			res := set.Judge(w, testNS, Requester{})
 			if got := violationKeys(res.Violations); !slices.Equal(got, tc.want) {
 				t.Errorf("violations %q, want %q", got, tc.want)
 			}
@@ -281,7 +281,7 @@ spec:
 	}
 	slices.Sort(paths)
 	t.Logf("patch: %q", paths)
-	if res := set.Judge(w, testNS); !res.Allowed() {
+	if res := set.Judge(w, testNS, Requester{}); !res.Allowed() {
 		t.Errorf("denied: %q", violationKeys(res.Violations))
 	}
 }
@@ -330,7 +330,7 @@ func FuzzPodTemplateKindDecode(f *testing.F) {
 			}
 			return
 		}
-		set.Judge(w, testNS)
+		set.Judge(w, testNS, Requester{})
 		if _, err := CreatePatch(data, w.Object, w.DeepCopy().Object); err != nil {
 			t.Errorf("CreatePatch: %v", err)
 		}

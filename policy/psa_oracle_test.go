@@ -159,13 +159,13 @@ func checkOracleProperty(t *testing.T, oracle restrictedOracle, set *Set, c orac
 
 	// Harden, then harden again: the second pass is a no-op.
 	h := w.DeepCopy()
-	set.Harden(h, testNS)
+	set.Harden(h, testNS, Requester{})
 	again := h.DeepCopy()
-	if set.Harden(again, testNS) || mustJSON(t, again.Object) != mustJSON(t, h.Object) {
+	if set.Harden(again, testNS, Requester{}) || mustJSON(t, again.Object) != mustJSON(t, h.Object) {
 		fail("second hardening pass changed the pod:\n  first  %s\n  second %s", mustJSON(t, h.Object), mustJSON(t, again.Object))
 	}
 
-	res := set.Evaluate(h, testNS)
+	res := set.Evaluate(h, testNS, Requester{})
 	if res.Allowed() {
 		st.admitted++
 		if v := oracle.violations(h.PodMeta, h.Spec); len(v) > 0 {
@@ -175,7 +175,7 @@ func checkOracleProperty(t *testing.T, oracle restrictedOracle, set *Set, c orac
 
 	// The webhook's path: Mutate, then Judge the mutated pod. It agrees with Harden+Evaluate, and the patch
 	// applied to the raw document yields the mutated pod.
-	m, changed := set.Mutate(w, testNS)
+	m, changed := set.Mutate(w, testNS, Requester{})
 	if changed {
 		st.mutated++
 		if !res.Allowed() {
@@ -183,7 +183,7 @@ func checkOracleProperty(t *testing.T, oracle restrictedOracle, set *Set, c orac
 		}
 		checkPatchApplies(t, c.raw, w.Object, m.Object)
 	}
-	judged := set.Judge(m, testNS)
+	judged := set.Judge(m, testNS, Requester{})
 	if got := judged.Allowed(); got != res.Allowed() {
 		fail("Judge(Mutate(pod)) allowed=%v but Evaluate(Harden(pod)) allowed=%v: %q", got, res.Allowed(), violationKeys(res.Violations))
 	}

@@ -10,12 +10,12 @@ import "gomodules.xyz/jsonpatch/v2"
 //     it will be after hardening), and ops is nil.
 //
 // The error is CreatePatch's; the Result is then empty. w is not changed.
-func (s *Set) Review(raw []byte, w *Workload, ns Namespace) (Result, []jsonpatch.Operation, error) {
+func (s *Set) Review(raw []byte, w *Workload, ns Namespace, rq Requester) (Result, []jsonpatch.Operation, error) {
 	if !w.IsPod() {
-		return s.Judge(w, ns), nil, nil
+		return s.Judge(w, ns, rq), nil, nil
 	}
-	hardened, mutated := s.Mutate(w, ns)
-	res := s.Judge(hardened, ns)
+	hardened, mutated := s.Mutate(w, ns, rq)
+	res := s.Judge(hardened, ns, rq)
 	if !mutated {
 		return res, nil, nil
 	}

@@ -43,7 +43,7 @@ spec:
 		t.Run(name, func(t *testing.T) {
 			w, raw := workloadFromYAML(t, doc)
 			before := mustJSON(t, w.Object)
-			res, ops, err := set.Review(raw, w, testNS)
+			res, ops, err := set.Review(raw, w, testNS, Requester{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,8 +53,8 @@ spec:
 			var want Result
 			var wantOps []string
 			if w.IsPod() {
-				m, changed := set.Mutate(w, testNS)
-				want = set.Judge(m, testNS)
+				m, changed := set.Mutate(w, testNS, Requester{})
+				want = set.Judge(m, testNS, Requester{})
 				if changed {
 					o, err := CreatePatch(raw, w.Object, m.Object)
 					if err != nil {
@@ -63,7 +63,7 @@ spec:
 					wantOps = opKeys(t, o)
 				}
 			} else {
-				want = set.Judge(w, testNS)
+				want = set.Judge(w, testNS, Requester{})
 			}
 			if !reflect.DeepEqual(res, want) {
 				t.Errorf("result %q, want %q", violationKeys(res.Violations), violationKeys(want.Violations))
@@ -86,7 +86,7 @@ spec:
 			if err != nil {
 				t.Fatal(err)
 			}
-			res2, ops2, err := set.Review(again, w2, testNS)
+			res2, ops2, err := set.Review(again, w2, testNS, Requester{})
 			if err != nil || len(ops2) != 0 || res2.Allowed() != res.Allowed() {
 				t.Errorf("after its patch: ops %v, allowed %v (was %v), err %v", ops2, res2.Allowed(), res.Allowed(), err)
 			}

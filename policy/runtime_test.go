@@ -85,7 +85,7 @@ func TestHardenRuntime(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := set
 			if tc.exemptSidecar {
-				s = NewSet(testPolicy(t, runtimePolicy+"\nexempt: {containers: [{name: sidecar, image: 'registry.corp.example/mesh/proxy:*'}]}"))
+				s = NewSet(testPolicy(t, runtimePolicy+"\nexempt: {containers: [{name: sidecar, image: 'registry.corp.example/mesh/proxy:*', checks: [images], serviceAccounts: [mesh/operator]}]}"))
 			}
 			pod := validPod()
 			if tc.tweak != nil {
@@ -95,7 +95,7 @@ func TestHardenRuntime(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := hardenTwice(t, s, w)
+			h := hardenTwiceAs(t, s, w, meshOperator)
 			rc := ""
 			if h.Spec.RuntimeClassName != nil {
 				rc = *h.Spec.RuntimeClassName
@@ -115,7 +115,7 @@ func TestMutateRuntimeInWarnMode(t *testing.T) {
 	pod := validPod()
 	pod.Spec.HostNetwork = true
 	w, _ := NewWorkload(pod)
-	m, changed := set.Mutate(w, testNS)
+	m, changed := set.Mutate(w, testNS, Requester{})
 	if !changed {
 		t.Fatal("Mutate did not fill the runtime class")
 	}
@@ -125,7 +125,7 @@ func TestMutateRuntimeInWarnMode(t *testing.T) {
 	if m.Spec.RuntimeClassName == nil || *m.Spec.RuntimeClassName != "gvisor" {
 		t.Errorf("runtimeClassName = %s, want gvisor", runtimeClassNameOf(m.Spec))
 	}
-	res := set.Judge(m, testNS)
+	res := set.Judge(m, testNS, Requester{})
 	if got := violationKeys(res.Violations); !slices.Contains(got, "hostUsers@spec.hostUsers") || !res.Allowed() {
 		t.Errorf("warn mode: want an admitted pod with a hostUsers warning, got allowed=%v %q", res.Allowed(), got)
 	}
@@ -137,24 +137,24 @@ func TestMutateRuntimeInWarnMode(t *testing.T) {
 func TestRuntimeEndToEndInPolicy(t *testing.T) {
 	set := NewSet(testPolicy(t, runtimePolicy))
 	w, _ := NewWorkload(validPod())
-	if res := set.Judge(w, testNS); res.Allowed() {
+	if res := set.Judge(w, testNS, Requester{}); res.Allowed() {
 		t.Error("a pod that bypassed mutation was admitted without runtime class and user namespace")
 	} else if got := violationKeys(res.Violations); !slices.Equal(got, []string{"hostUsers@spec.hostUsers", "runtimeClass@spec.runtimeClassName"}) {
 		t.Errorf("violations %q", got)
 	}
-	m, changed := set.Mutate(w, testNS)
+	m, changed := set.Mutate(w, testNS, Requester{})
 	if !changed {
 		t.Fatal("nothing filled")
 	}
-	if res := set.Judge(m, testNS); !res.Allowed() {
+	if res := set.Judge(m, testNS, Requester{}); !res.Allowed() {
 		t.Errorf("the mutated pod is denied: %q", violationKeys(res.Violations))
 	}
 
 	bad := validPod()
 	bad.Spec.RuntimeClassName, bad.Spec.HostUsers = ptrTo("runc"), ptrTo(true)
 	wb, _ := NewWorkload(bad)
-	mb, _ := set.Mutate(wb, testNS)
-	if got := violationKeys(set.Judge(mb, testNS).Violations); !slices.Equal(got, []string{"hostUsers@spec.hostUsers", "runtimeClass@spec.runtimeClassName"}) {
+	mb, _ := set.Mutate(wb, testNS, Requester{})
+	if got := violationKeys(set.Judge(mb, testNS, Requester{}).Violations); !slices.Equal(got, []string{"hostUsers@spec.hostUsers", "runtimeClass@spec.runtimeClassName"}) {
 		t.Errorf("explicit runc and hostUsers: true: violations %q", got)
 	}
 
@@ -170,7 +170,7 @@ spec:
       hostUsers: true
       containers: [{name: a, image: registry.corp.example/agents/runner:1.0}]
 `)
-	res := set.Judge(d, testNS)
+	res := set.Judge(d, testNS, Requester{})
 	if got := violationKeys(res.Violations); !slices.Equal(got, []string{"hostUsers@spec.template.spec.hostUsers"}) {
 		t.Errorf("Deployment: violations %q; want hostUsers only (the runtime class is filled in its pods)", got)
 	}

@@ -77,7 +77,8 @@ type weakeningRule struct {
 var weakeningRules = []weakeningRule{
 	{"mode", []string{"mode"}, weakenMode},
 	{"match", []string{"match.namespaceSelector", "match.podSelector"}, weakenMatch},
-	{"exempt", []string{"exempt.namespaces", "exempt.serviceAccounts", "exempt.containers[].name", "exempt.containers[].image"}, weakenExempt},
+	{"exempt", []string{"exempt.namespaces", "exempt.serviceAccounts", "exempt.usernames", "exempt.containers[].name", "exempt.containers[].image",
+		"exempt.containers[].checks", "exempt.containers[].serviceAccounts", "exempt.containers[].usernames"}, weakenExempt},
 	{"images", []string{"images.allow", "images.deny", "images.denyTags", "images.requireDigest", "images.pinDigests",
 		"images.pinRegistries[].registry", "images.pinRegistries[].localAddresses", "images.pinRegistries[].plainHTTP"}, weakenImages},
 	{"securityContext", []string{"securityContext.readOnlyRootFilesystem", "securityContext.allowedCapabilities",
@@ -176,17 +177,19 @@ func renderSelector(s labels.Selector) string {
 	return quote(s.String())
 }
 
-// exempt: every exemption added is a weakening: a namespace, a service account, or a container entry that
-// was not there before (an entry changed in any field counts as added, since a changed name or image
-// pattern exempts other containers). Removing exemptions only tightens.
+// exempt: every exemption added is a weakening: a namespace, a service account, a username, or a container
+// entry that was not there before (an entry changed in any field counts as added, since a changed name, image
+// pattern, check list or requester list exempts more). Removing exemptions only tightens.
 func weakenExempt(old, cur *Policy, w *weakenings) {
 	ep := specPath.Child("exempt")
 	addedEntries(w, ep.Child("namespaces"), old.Spec.Exempt.Namespaces, cur.Spec.Exempt.Namespaces, identity,
 		"pods in this namespace are no longer judged by the policy")
 	addedEntries(w, ep.Child("serviceAccounts"), old.Spec.Exempt.ServiceAccounts, cur.Spec.Exempt.ServiceAccounts, identity,
-		"pods running as this service account are no longer judged by the policy")
+		"what this service account sends is no longer judged by the policy")
+	addedEntries(w, ep.Child("usernames"), old.Spec.Exempt.Usernames, cur.Spec.Exempt.Usernames, identity,
+		"what this user sends is no longer judged by the policy")
 	addedEntries(w, ep.Child("containers"), old.Spec.Exempt.Containers, cur.Spec.Exempt.Containers, jsonKey[ContainerExempt],
-		"containers with this name and image are no longer judged by the policy")
+		"containers with this name and image are no longer judged by the checks the entry names, for the requesters it names")
 }
 
 // images: an allowlist may lose patterns but not gain one, nor become empty (an empty list allows every

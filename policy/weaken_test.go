@@ -24,7 +24,8 @@ spec:
   exempt:
     namespaces: [kube-system]
     serviceAccounts: [infra/mesh]
-    containers: [{name: istio-proxy, image: "docker.io/istio/proxyv2:*"}]
+    usernames: [ops-admin]
+    containers: [{name: istio-proxy, image: "docker.io/istio/proxyv2:*", checks: [images], serviceAccounts: [infra/mesh]}]
   images:
     allow: ["registry.corp.example/agents/**"]
     deny: ["docker.io/**"]
@@ -87,7 +88,10 @@ func TestWeakeningsCatchOffSwitches(t *testing.T) {
 		{"the namespace added to exempt.namespaces", []string{"namespaces: [kube-system]=>namespaces: [kube-system, team-a]"}, []string{"spec.exempt.namespaces[1]"}},
 		{"an exemption replaced by another", []string{"namespaces: [kube-system]=>namespaces: [team-a]"}, []string{"spec.exempt.namespaces[0]"}},
 		{"a service account exempted", []string{"serviceAccounts: [infra/mesh]=>serviceAccounts: [infra/mesh, team-a/runner]"}, []string{"spec.exempt.serviceAccounts[1]"}},
-		{"a container exemption added", []string{`containers: [{=>containers: [{name: agent, image: "*/**"}, {`}, []string{"spec.exempt.containers[0]"}},
+		{"a container exemption added", []string{`containers: [{=>containers: [{name: agent, image: "*/**", checks: [images], usernames: [bob]}, {`}, []string{"spec.exempt.containers[0]"}},
+		{"a username exempted", []string{"usernames: [ops-admin]=>usernames: [ops-admin, bob]"}, []string{"spec.exempt.usernames[1]"}},
+		{"a container exemption relaxes one more check", []string{"checks: [images]=>checks: [images, runAsNonRoot]"}, []string{"spec.exempt.containers[0]"}},
+		{"a container exemption for one more requester", []string{"image: \"docker.io/istio/proxyv2:*\", checks: [images], serviceAccounts: [infra/mesh]=>image: \"docker.io/istio/proxyv2:*\", checks: [images], serviceAccounts: [infra/mesh, team-a/runner]"}, []string{"spec.exempt.containers[0]"}},
 		{"a container exemption's image broadened", []string{`proxyv2:*"=>*"`}, []string{"spec.exempt.containers[0]"}},
 		{"a container exemption renamed", []string{"name: istio-proxy=>name: agent"}, []string{"spec.exempt.containers[0]"}},
 		{"a namespace selector that matches nothing", []string{`agentgate.io/agents: "true"}=>agentgate.io/agents: "never"}`}, []string{"spec.match.namespaceSelector"}},
@@ -173,7 +177,8 @@ func TestWeakeningsLetTighteningPass(t *testing.T) {
 			"    seccompProfile: RuntimeDefault\n=>", "    automount: false\n=>", "  env:\n    denyLiteralSecrets: true\n=>", "  windows: deny\n=>"}},
 		{"metadata.name changed", nil, []string{"name: agents}=>name: sandbox}"}},
 		{"an exemption removed", nil, []string{"namespaces: [kube-system]=>namespaces: []", "serviceAccounts: [infra/mesh]=>serviceAccounts: []",
-			`containers: [{name: istio-proxy, image: "docker.io/istio/proxyv2:*"}]=>containers: []`}},
+			"usernames: [ops-admin]=>usernames: []",
+			`containers: [{name: istio-proxy, image: "docker.io/istio/proxyv2:*", checks: [images], serviceAccounts: [infra/mesh]}]=>containers: []`}},
 		{"an exemption's image written with index.docker.io", nil, []string{"docker.io/istio=>docker.io/istio"}},
 		{"a namespace selector requirement dropped", nil, []string{`matchExpressions: [{key: tier, operator: In, values: [agents]}]=>matchExpressions: []`}},
 		{"the namespace selector emptied", nil, []string{"    namespaceSelector:\n      matchLabels: {agentgate.io/agents: \"true\"}\n      matchExpressions: [{key: tier, operator: In, values: [agents]}]\n=>    namespaceSelector: {}\n"}},

@@ -93,7 +93,7 @@ func BenchmarkFrontendControllerRuntime(b *testing.B) {
 		if err != nil {
 			return admission.Errored(http.StatusBadRequest, err)
 		}
-		res := set.Judge(w, policy.Namespace{Name: req.Namespace})
+		res := set.Judge(w, policy.Namespace{Name: req.Namespace}, policy.Requester{})
 		if !res.Allowed() {
 			return admission.Denied("denied")
 		}

@@ -3,13 +3,17 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 
 	"agentgate.io/agentgate/policy"
@@ -86,11 +90,40 @@ type NamespaceLister interface {
 	Labels(namespace string) map[string]string
 }
 
-// NamespaceInformer is a NamespaceLister backed by a cluster-wide namespace informer (RBAC: list, watch
-// namespaces). Only names and labels are cached.
+// LiveNamespaceReader is a NamespaceLister that can also read a namespace's labels from the API server. The
+// webhook asks it when the cached labels leave a policy out: a request that reached the webhook proves the
+// API server's selector matched labels that the cache may not have seen yet (a namespace labelled a moment
+// ago), and a stale cache must never make a pod unselected silently.
+type LiveNamespaceReader interface {
+	NamespaceLister
+	LiveLabels(ctx context.Context, namespace string) (map[string]string, error)
+}
+
+const (
+	// liveReadTimeout bounds a live namespace read, well inside the webhook's 5 s timeout.
+	liveReadTimeout = 2 * time.Second
+	// confirmedFor: after a live read finds the cache current (same resourceVersion), the cache is believed for
+	// that namespace while it keeps that resourceVersion, for this long. A label change after the read makes
+	// the cache stale only until the informer delivers it (milliseconds), the same window the API server's own
+	// namespace selector has; without it, a namespace that the webhook configuration selects and a policy does
+	// not would cost a GET per admission.
+	confirmedFor = time.Second
+)
+
+// NamespaceInformer is a LiveNamespaceReader backed by a cluster-wide namespace informer (RBAC: list, watch
+// namespaces; get for the live reads). Only names and labels are cached.
 type NamespaceInformer struct {
+	client kubernetes.Interface
 	lister corelisters.NamespaceLister
 	synced cache.InformerSynced
+
+	mu        sync.Mutex
+	confirmed map[string]confirmation // namespace -> when a live read found the cache current
+}
+
+type confirmation struct {
+	resourceVersion string
+	at              time.Time
 }
 
 // StartNamespaceInformer starts the informer; it stops with ctx. Ready reports whether the cache has synced.
@@ -106,7 +139,7 @@ func StartNamespaceInformer(ctx context.Context, client kubernetes.Interface) (*
 	inf := nsInf.Informer()
 	factory.Start(ctx.Done())
 	go func() { <-ctx.Done(); factory.Shutdown() }()
-	return &NamespaceInformer{lister: nsInf.Lister(), synced: inf.HasSynced}, nil
+	return &NamespaceInformer{client: client, lister: nsInf.Lister(), synced: inf.HasSynced, confirmed: map[string]confirmation{}}, nil
 }
 
 func (n *NamespaceInformer) Labels(namespace string) map[string]string {
@@ -114,10 +147,46 @@ func (n *NamespaceInformer) Labels(namespace string) map[string]string {
 	if err != nil {
 		return nil // not cached (yet): the strict side
 	}
-	if ns.Labels == nil {
+	return nonNilLabels(ns.Labels)
+}
+
+// LiveLabels reads the namespace from the API server (a quorum read, never its watch cache), bounded by
+// liveReadTimeout, unless a live read found the cached copy current less than confirmedFor ago.
+func (n *NamespaceInformer) LiveLabels(ctx context.Context, namespace string) (map[string]string, error) {
+	cached, _ := n.lister.Get(namespace)
+	now := time.Now()
+	n.mu.Lock()
+	c, ok := n.confirmed[namespace]
+	n.mu.Unlock()
+	if ok && cached != nil && c.resourceVersion == cached.ResourceVersion && now.Sub(c.at) < confirmedFor {
+		return nonNilLabels(cached.Labels), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
+	defer cancel()
+	ns, err := n.client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if cached != nil && cached.ResourceVersion == ns.ResourceVersion {
+		n.mu.Lock()
+		if len(n.confirmed) > 1000 { // namespaces come and go: drop what has expired
+			for k, v := range n.confirmed {
+				if now.Sub(v.at) >= confirmedFor {
+					delete(n.confirmed, k)
+				}
+			}
+		}
+		n.confirmed[namespace] = confirmation{resourceVersion: ns.ResourceVersion, at: now}
+		n.mu.Unlock()
+	}
+	return nonNilLabels(ns.Labels), nil
+}
+
+func nonNilLabels(l map[string]string) map[string]string {
+	if l == nil {
 		return map[string]string{}
 	}
-	return ns.Labels
+	return l
 }
 
 // Ready is a ReadyCheck: nil once the namespace cache has synced.
@@ -134,6 +203,55 @@ func (n *NamespaceInformer) WaitSynced(ctx context.Context, timeout time.Duratio
 	defer cancel()
 	if !cache.WaitForCacheSync(ctx.Done(), n.synced) {
 		return fmt.Errorf("namespace cache not synced within %s", timeout)
+	}
+	return nil
+}
+
+// TokenSecretLister says which Secrets hold service-account tokens (type kubernetes.io/service-account-token),
+// which a pod spec that references a Secret does not say.
+type TokenSecretLister interface {
+	IsTokenSecret(namespace, name string) bool
+}
+
+// TokenSecretInformer watches the metadata of service-account token Secrets only: the list and watch ask the API
+// server for PartialObjectMetadata with fieldSelector type=kubernetes.io/service-account-token, so no Secret
+// data ever reaches agentgate, and other Secrets not even their names. RBAC must still grant list and watch on
+// secrets cluster-wide (RBAC cannot limit a field selector): README "Decisions" weighs that.
+type TokenSecretInformer struct {
+	lister cache.GenericLister
+	synced cache.InformerSynced
+}
+
+// tokenSecretSelector selects service-account token Secrets (secrets support the field "type").
+var tokenSecretSelector = fields.OneTermEqualSelector("type", string(corev1.SecretTypeServiceAccountToken)).String()
+
+// StartTokenSecretInformer starts the informer; it stops with ctx.
+func StartTokenSecretInformer(ctx context.Context, client metadata.Interface) *TokenSecretInformer {
+	factory := metadatainformer.NewFilteredSharedInformerFactory(client, 0, metav1.NamespaceAll,
+		func(o *metav1.ListOptions) { o.FieldSelector = tokenSecretSelector })
+	inf := factory.ForResource(corev1.SchemeGroupVersion.WithResource("secrets"))
+	// Names are all that is kept: annotations and managed fields would only cost memory.
+	_ = inf.Informer().SetTransform(func(obj any) (any, error) {
+		if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
+			return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+				Name: m.Name, Namespace: m.Namespace, ResourceVersion: m.ResourceVersion}}, nil
+		}
+		return obj, nil
+	})
+	factory.Start(ctx.Done())
+	go func() { <-ctx.Done(); factory.Shutdown() }()
+	return &TokenSecretInformer{lister: inf.Lister(), synced: inf.Informer().HasSynced}
+}
+
+func (t *TokenSecretInformer) IsTokenSecret(namespace, name string) bool {
+	_, err := t.lister.ByNamespace(namespace).Get(name)
+	return err == nil
+}
+
+// Ready is a ReadyCheck: nil once the cache has synced (before that, a token Secret could be missed).
+func (t *TokenSecretInformer) Ready() error {
+	if !t.synced() {
+		return fmt.Errorf("service-account token Secret cache not synced")
 	}
 	return nil
 }

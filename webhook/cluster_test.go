@@ -85,3 +85,50 @@ func TestWebhookConfigMapSource(t *testing.T) {
 	testutil.EventuallyTrue(t, 10*time.Second, "the deleted ConfigMap's policy is removed", func() bool { return ts.srv.Policies().Snapshot().Default })
 	requireDenied(t, ts.answer("/validate", podReview(badPod("default-again"))), "spec.hostPID")
 }
+
+// The live namespace read through client-go's fake clientset: a stale cache is corrected by a GET; a cache that
+// a GET found current is believed for a moment (one GET per namespace, not one per admission), and never once
+// its resourceVersion moves.
+func TestNamespaceInformerLiveLabels(t *testing.T) {
+	client := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "web", ResourceVersion: "1"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nsInf, err := StartNamespaceInformer(ctx, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nsInf.WaitSynced(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	gets := func() int {
+		n := 0
+		for _, a := range client.Actions() {
+			if a.GetVerb() == "get" && a.GetResource().Resource == "namespaces" {
+				n++
+			}
+		}
+		return n
+	}
+	for i := 0; i < 3; i++ {
+		l, err := nsInf.LiveLabels(ctx, "web")
+		if err != nil || len(l) != 0 {
+			t.Fatalf("live labels %v, %v", l, err)
+		}
+	}
+	if gets() != 1 {
+		t.Errorf("%d GETs for three reads of a current cache, want 1", gets())
+	}
+	// The namespace is labelled: once its resourceVersion moves, the earlier confirmation no longer holds.
+	labelled := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "web", ResourceVersion: "2", Labels: map[string]string{"agentgate.io/agents": "true"}}}
+	if err := client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("namespaces"), labelled, ""); err != nil {
+		t.Fatal(err)
+	}
+	testutil.EventuallyTrue(t, 10*time.Second, "the informer sees resourceVersion 2", func() bool { return nsInf.Labels("web")["agentgate.io/agents"] == "true" })
+	l, err := nsInf.LiveLabels(ctx, "web")
+	if err != nil || l["agentgate.io/agents"] != "true" {
+		t.Fatalf("live labels after the change: %v, %v", l, err)
+	}
+	if gets() != 2 {
+		t.Errorf("a moved resourceVersion did not cost a new GET: %d GETs", gets())
+	}
+}

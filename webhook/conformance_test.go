@@ -128,7 +128,7 @@ func replayConformance(t *testing.T, ts *testServer, set *policy.Set, name strin
 			}
 			return "refused"
 		}
-		m, changed := set.Mutate(w, policy.Namespace{Name: ns})
+		m, changed := set.Mutate(w, policy.Namespace{Name: ns}, policy.Requester{})
 		var want []byte
 		if changed {
 			ops, err := policy.CreatePatch(raw, w.Object, m.Object)
@@ -165,7 +165,7 @@ func replayConformance(t *testing.T, ts *testServer, set *policy.Set, name strin
 		}
 		return "refused"
 	}
-	res := set.Judge(w, policy.Namespace{Name: ns})
+	res := set.Judge(w, policy.Namespace{Name: ns}, policy.Requester{})
 	if resp.Allowed != res.Allowed() {
 		t.Errorf("%s: /validate allowed=%v, library %v", name, resp.Allowed, res.Allowed())
 		return "denied"

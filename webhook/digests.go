@@ -212,12 +212,12 @@ func (r *DigestResolver) resolve(ctx context.Context, ref string, access policy.
 // and returns a copy of w with "tag@digest" written in (w itself when nothing was pinned). A tag that does not
 // resolve in time stays as it is: the resolver logs image.resolve_failed, and a policy that must have digests
 // says so with requireDigest, which the validating webhook then enforces.
-func (s *Server) pinDigests(ctx context.Context, set *policy.Set, w *policy.Workload, ns policy.Namespace) (*policy.Workload, bool) {
-	if s.opts.DigestResolver == nil || len(set.DigestTargets(w, ns)) == 0 {
+func (s *Server) pinDigests(ctx context.Context, set *policy.Set, w *policy.Workload, ns policy.Namespace, rq policy.Requester) (*policy.Workload, bool) {
+	if s.opts.DigestResolver == nil || len(set.DigestTargets(w, ns, rq)) == 0 {
 		return w, false
 	}
 	pinned := w.DeepCopy()
-	targets := set.DigestTargets(pinned, ns)
+	targets := set.DigestTargets(pinned, ns, rq)
 	digests := make([]string, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {

@@ -193,7 +193,7 @@ func checkAnswer(t *testing.T, h http.Handler, endpoint string, body []byte) {
 		if err != nil {
 			t.Fatalf("validate: allowed an object that does not decode as %s: %v\n%q", gk, err, req.Object.Raw)
 		}
-		if res := policy.NewSet(policy.Default()).Judge(w, policy.Namespace{Name: req.Namespace}); !res.Allowed() && !unchangedSpec(gk, req, w) {
+		if res := policy.NewSet(policy.Default()).Judge(w, policy.Namespace{Name: req.Namespace}, policy.Requester{}); !res.Allowed() && !unchangedSpec(gk, req, w) {
 			t.Fatalf("validate: allowed a %s the default policy denies: %v", gk.Kind, res.Violations)
 		}
 	case EndpointMutate:
@@ -300,7 +300,7 @@ func checkGuardAllowed(t *testing.T, req *admissionv1.AdmissionRequest, gk schem
 
 // unchangedSpec mirrors /validate's rule that an UPDATE leaving the pod spec as it was is not judged again.
 func unchangedSpec(gk schema.GroupKind, req *admissionv1.AdmissionRequest, w *policy.Workload) bool {
-	return req.Operation == admissionv1.Update && unchangedPodSpec(req, gk, w)
+	return req.Operation == admissionv1.Update && unchangedJudgedFields(req, gk, w)
 }
 
 func strictDecode(raw []byte, v any) error {

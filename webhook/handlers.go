@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -111,7 +112,7 @@ func operationLabel(op admissionv1.Operation) string {
 
 // validate judges Pods (CREATE, UPDATE, and the ephemeralcontainers and resize subresources, whose object is
 // the whole Pod) and the pod templates of controllers, as they will be after hardening.
-func (s *Server) validate(_ context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
 	if d, judged := createOrUpdate(req, ev); !judged {
 		return d
 	}
@@ -137,15 +138,15 @@ func (s *Server) validate(_ context.Context, req *admissionv1.AdmissionRequest, 
 		return d
 	}
 	ev.setObject(w.Meta)
-	if req.Operation == admissionv1.Update && (templated && unchangedTemplate(req, tk, w) || !templated && unchangedPodSpec(req, gk, w)) {
-		// Metadata-only updates (labels, finalizers, a scale through the main resource) of an object admitted
-		// earlier: judging them again could block a pod's deletion after a policy change. The pod spec is
-		// what agentgate protects, and it did not change.
-		ev.note = "pod spec unchanged"
+	if req.Operation == admissionv1.Update && (templated && unchangedTemplate(req, tk, w) || !templated && unchangedJudgedFields(req, gk, w)) {
+		// Updates of what no check reads (finalizers, owner references, a Pod's labels, a controller's own
+		// metadata, a scale through the main resource) of an object admitted earlier: judging them again could
+		// block a pod's deletion after a policy change. What agentgate judges did not change.
+		ev.note = "judged fields unchanged"
 		return allow()
 	}
 	snap := s.store.Snapshot()
-	res := snap.Set.Judge(w, s.namespace(req.Namespace))
+	res := snap.Set.Judge(w, s.namespace(ctx, req.Namespace, snap.Set, ev), requester(req))
 	ev.generation = snap.Generation
 	ev.result = &res
 	for _, ex := range res.Exemptions {
@@ -186,9 +187,14 @@ func judgedSubResource(gk schema.GroupKind, sub string) bool {
 	return false
 }
 
-// unchangedPodSpec reports whether an UPDATE leaves the pod spec as it was. An oldObject that does not decode
-// counts as changed: the new object is judged.
-func unchangedPodSpec(req *admissionv1.AdmissionRequest, gk schema.GroupKind, w *policy.Workload) bool {
+// unchangedJudgedFields reports whether an UPDATE leaves everything the checks read as it was: the pod spec,
+// and for a controller its pod template's labels (podSelector) and annotations (AppArmor's per-container form,
+// and whatever a check reads next). A template's metadata becomes every new pod's, so a Deployment update that
+// only adds an AppArmor "unconfined" annotation to its template is judged like its CREATE. A running Pod's own
+// labels and annotations change nothing that runs (the API server refuses changes to its AppArmor annotations),
+// so relabelling an old pod stays possible after a policy change. An oldObject that does not decode counts as
+// changed: the new object is judged.
+func unchangedJudgedFields(req *admissionv1.AdmissionRequest, gk schema.GroupKind, w *policy.Workload) bool {
 	if len(req.OldObject.Raw) == 0 {
 		return false
 	}
@@ -202,7 +208,15 @@ func unchangedPodSpec(req *admissionv1.AdmissionRequest, gk schema.GroupKind, w 
 	if err != nil {
 		return false
 	}
-	return equality.Semantic.DeepEqual(old.Spec, w.Spec)
+	if !equality.Semantic.DeepEqual(old.Spec, w.Spec) {
+		return false
+	}
+	return w.IsPod() || maps.Equal(old.PodMeta.Labels, w.PodMeta.Labels) && maps.Equal(old.PodMeta.Annotations, w.PodMeta.Annotations)
+}
+
+// requester is who sent the request, for the exemptions and token allowances anchored to it.
+func requester(req *admissionv1.AdmissionRequest) policy.Requester {
+	return policy.Requester{Username: req.UserInfo.Username, Groups: req.UserInfo.Groups}
 }
 
 // mutate hardens Pods at CREATE with a JSON patch computed by diff against the object exactly as sent.
@@ -226,10 +240,10 @@ func (s *Server) mutate(ctx context.Context, req *admissionv1.AdmissionRequest, 
 	ev.setObject(w.Meta)
 	snap := s.store.Snapshot()
 	ev.generation = snap.Generation
-	ns := s.namespace(req.Namespace)
+	ns, rq := s.namespace(ctx, req.Namespace, snap.Set, ev), requester(req)
 	// Pin first: whether hardening is worth doing depends on the verdict, and requireDigest judges the pins.
-	pinnedPod, pinned := s.pinDigests(ctx, snap.Set, w, ns)
-	hardened, changed := snap.Set.Mutate(pinnedPod, ns)
+	pinnedPod, pinned := s.pinDigests(ctx, snap.Set, w, ns, rq)
+	hardened, changed := snap.Set.Mutate(pinnedPod, ns, rq)
 	changed = changed || pinned
 	if !changed {
 		return allow()
@@ -361,11 +375,35 @@ func gvkString(gvk metav1.GroupVersionKind) string {
 	return apiVersionOf(gvk) + " " + gvk.Kind
 }
 
-func (s *Server) namespace(name string) policy.Namespace {
+// namespace is what the policies know of the request's namespace: its labels (cached; read live when the
+// cached ones leave a policy out, since the request reaching the webhook proves the API server's selector
+// matched; unknown, the strict side, when that read fails) and its service-account token Secrets.
+func (s *Server) namespace(ctx context.Context, name string, set *policy.Set, ev *event) policy.Namespace {
 	ns := policy.Namespace{Name: name}
-	if s.opts.Namespaces != nil {
-		ns.Labels = s.opts.Namespaces.Labels(name)
+	if s.opts.TokenSecrets != nil {
+		ns.IsTokenSecret = func(secret string) bool { return s.opts.TokenSecrets.IsTokenSecret(name, secret) }
 	}
+	if s.opts.Namespaces == nil {
+		return ns
+	}
+	ns.Labels = s.opts.Namespaces.Labels(name)
+	if !set.NamespaceExcludes(ns) {
+		return ns
+	}
+	live, ok := s.opts.Namespaces.(LiveNamespaceReader)
+	if !ok {
+		ns.Labels = nil
+		ev.note = "namespace labels may be stale: judged with labels unknown"
+		return ns
+	}
+	labels, err := live.LiveLabels(ctx, name)
+	if err != nil {
+		s.log.Warn("namespace labels could not be read live: judged with labels unknown (the strict side)", append(ev.common(),
+			"event", "namespace.live_read_failed", "error", err.Error())...)
+		ns.Labels = nil
+		return ns
+	}
+	ns.Labels = labels
 	return ns
 }
 

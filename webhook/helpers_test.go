@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -221,7 +222,8 @@ type rv struct {
 	namespace  string
 	name       string
 	sub        string
-	obj, old   any // marshalled with encoding/json; []byte is used as is
+	user       string // request.userInfo.username; "tester" when empty
+	obj, old   any    // marshalled with encoding/json; []byte is used as is
 }
 
 func (r rv) uidOr() string {
@@ -261,7 +263,7 @@ func (r rv) body(t testing.TB) []byte {
 		"namespace": r.namespace,
 		"name":      r.name,
 		"operation": r.op,
-		"userInfo":  map[string]any{"username": "tester"},
+		"userInfo":  map[string]any{"username": cmp.Or(r.user, "tester")},
 	}
 	if r.sub != "" {
 		req["subResource"] = r.sub

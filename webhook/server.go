@@ -64,6 +64,9 @@ type Options struct {
 	// Namespaces gives namespace labels; nil means unknown labels (namespaceSelector matches every
 	// namespace, the strict side).
 	Namespaces NamespaceLister
+	// TokenSecrets tells which Secrets are service-account tokens; nil: unknown, and references to Secrets
+	// are not judged by serviceAccountTokenSecrets.
+	TokenSecrets TokenSecretLister
 	// DigestResolver pins image tags to digests for policies with images.pinDigests; nil: no pinning (the
 	// tags stay, and requireDigest, where set, denies them).
 	DigestResolver *DigestResolver

@@ -48,6 +48,10 @@ Flags:
                               Deployment's, as "agentgate serve --pod-template-kind" does (repeatable).
                               agent-sandbox's Sandbox and SandboxTemplate (agents.x-k8s.io,
                               extensions.agents.x-k8s.io, v1alpha1 and v1beta1) are always judged.
+  --as USER                   judge as if USER sent the workloads to the API server (for example
+                              system:serviceaccount:NS:NAME), so that the exemptions and token allowances a
+                              policy anchors to requesting users apply. Without it the requester is unknown
+                              and none of them applies (the strict side).
   --namespace-labels K=V,...  labels of the workloads' namespaces, for policies' namespaceSelector (plus
                               kubernetes.io/metadata.name, which the API server sets on every namespace);
                               "" means no labels. Without it the labels are unknown and every
@@ -69,7 +73,9 @@ type checkOptions struct {
 	fix              bool
 	// nsLabels is nil when the namespace's labels are unknown (no --namespace-labels).
 	nsLabels map[string]string
-	paths    []string
+	// as is the requesting user (--as); empty: unknown.
+	as    string
+	paths []string
 }
 
 func runCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -86,7 +92,7 @@ func runCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agentgate check: --pod-template-kind: %v\n", err)
 		return report.ExitUnusable
 	}
-	r := &report.Run{Set: set, NamespaceLabels: opts.nsLabels, Fix: opts.fix, Version: version, PodTemplateKinds: kinds}
+	r := &report.Run{Set: set, NamespaceLabels: opts.nsLabels, Requester: policy.Requester{Username: opts.as}, Fix: opts.fix, Version: version, PodTemplateKinds: kinds}
 	for _, src := range manifest.Read(opts.paths, stdin) {
 		r.Judge(src)
 	}
@@ -120,6 +126,13 @@ func parseCheckArgs(args []string, stdout, stderr io.Writer) (*checkOptions, int
 	fs.StringVar(&opts.output, "output", "text", "")
 	fs.BoolVar(&opts.fix, "fix", false, "")
 	fs.Var(&opts.podTemplateKinds, "pod-template-kind", "")
+	fs.Func("as", "", func(s string) error {
+		if strings.TrimSpace(s) == "" {
+			return errors.New("--as needs a username (leave it out for an unknown requester)")
+		}
+		opts.as = s
+		return nil
+	})
 	fs.Func("namespace-labels", "", func(s string) error {
 		m, err := parseLabels(s)
 		if err != nil {

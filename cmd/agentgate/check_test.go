@@ -213,9 +213,10 @@ func TestCheckFolder(t *testing.T) {
 
 // The patches the CLI prints, applied to the manifest, give a pod the webhook would not patch again.
 func TestCheckPatchesAreIdempotent(t *testing.T) {
-	for _, tc := range []struct{ file, policy string }{
-		{examples + "minimal-pod.yaml", "../../policy/default-policy.yaml"},
-		{td + "sidecar.yaml", td + "exempt-policy.yaml"}, // the exempt container is left alone
+	for _, tc := range []struct{ file, policy, as string }{
+		{examples + "minimal-pod.yaml", "../../policy/default-policy.yaml", "--as=alice"},
+		// the exempt container keeps what its exemption relaxes
+		{td + "sidecar.yaml", td + "exempt-policy.yaml", "--as=" + meshOperator},
 	} {
 		file := tc.file
 		data, err := os.ReadFile(file)
@@ -223,7 +224,8 @@ func TestCheckPatchesAreIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		docs := strings.Split(string(data), "\n---\n")
-		rs := checkJSON(t, "", 0, "--policy", tc.policy, file)
+		args := []string{"--policy", tc.policy}
+		rs := checkJSON(t, "", 0, append(args, file, tc.as)...)
 		if len(rs) != len(docs) {
 			t.Fatalf("%s: %d reports for %d documents", file, len(rs), len(docs))
 		}
@@ -244,7 +246,7 @@ func TestCheckPatchesAreIdempotent(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: applying %s: %v", file, ops, err)
 			}
-			again := checkJSON(t, string(patched), 0, "--policy", tc.policy, "-")
+			again := checkJSON(t, string(patched), 0, append(args[:2:2], "-", tc.as)...)
 			if p := again[0]["patches"].([]any); len(p) != 0 || again[0]["allowed"] != true {
 				t.Errorf("%s#%d: after its patches: allowed %v, patches again %v", file, i+1, again[0]["allowed"], p)
 			}
@@ -489,11 +491,26 @@ func TestCheckNamespaceLabels(t *testing.T) {
 	}
 }
 
+// meshOperator is the requester exempt-policy.yaml's container exemption names.
+const meshOperator = "system:serviceaccount:mesh:operator"
+
 func TestCheckExemptions(t *testing.T) {
+	// Offline the requester is unknown: the container exemption, anchored to the mesh operator, does not apply.
 	code, stdout, stderr := checkRun(t, "", "--policy", td+"exempt-policy.yaml", td+"sidecar.yaml")
+	wantCode(t, code, 1, stdout, stderr)
+	for _, want := range []string{
+		"sidecar.yaml#1: Pod/meshed: spec.containers[1].image:",
+		"sidecar.yaml#1: Pod/meshed: spec.containers[1].securityContext.runAsUser:",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("missing %q:\n%s", want, stdout)
+		}
+	}
+	code, stdout, stderr = checkRun(t, "", "--as", meshOperator, "--policy", td+"exempt-policy.yaml", td+"sidecar.yaml")
 	wantCode(t, code, 0, stdout, stderr)
 	for _, want := range []string{
-		"exempt: " + td + "sidecar.yaml#1: Pod/meshed: spec.containers[1]: container istio-proxy (docker.io/istio/proxyv2:1.24.0) is exempt (policy tools)",
+		"exempt: " + td + "sidecar.yaml#1: Pod/meshed: spec.containers[1]: container istio-proxy (docker.io/istio/proxyv2:1.24.0) requested by " + meshOperator +
+			" is exempt from images, runAsNonRoot, runAsUser (policy tools)",
 		"exempt: " + td + "sidecar.yaml#2: Pod/debug: metadata.namespace: namespace tools is exempt (policy tools)",
 	} {
 		if !strings.Contains(stdout, want) {

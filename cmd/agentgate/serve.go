@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 
@@ -372,7 +373,7 @@ func servingCertificate(ctx context.Context, f *serveFlags, reg prometheus.Regis
 	return getCert, &selfSignedFiles{ca: caFile, cert: certFile, key: keyFile}, 0
 }
 
-// connectCluster adds the namespace-label informer and, with --watch-configmaps, the policy ConfigMaps, and
+// connectCluster adds the namespace-label and service-account token Secret informers and, with --watch-configmaps, the policy ConfigMaps, and
 // returns the client (--cert-secret's rotator uses it too). A nil client comes with the exit code.
 func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, log *slog.Logger, stderr io.Writer) (kubernetes.Interface, int) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
@@ -401,7 +402,14 @@ func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, l
 		return nil, 1
 	}
 	opts.Namespaces = nsInf
-	opts.ReadyChecks = map[string]func() error{"namespaces": nsInf.Ready}
+	mc, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
+		return nil, 2
+	}
+	tokens := webhook.StartTokenSecretInformer(ctx, mc)
+	opts.TokenSecrets = tokens
+	opts.ReadyChecks = map[string]func() error{"namespaces": nsInf.Ready, "token-secrets": tokens.Ready}
 	if f.watchConfigMaps {
 		ns := serveNamespace(f)
 		if ns == "" {

@@ -149,7 +149,7 @@ func (r *Run) judgeObject(d *document, item string, obj []byte) {
 	}
 	ns := r.namespace(w.Meta.Namespace)
 	e.namespace = ns.Name
-	res, ops, err := r.Set.Review(obj, w, ns)
+	res, ops, err := r.Set.Review(obj, w, ns, r.Requester)
 	if err != nil {
 		e.err = fmt.Errorf("computing the webhook's patch: %w", err)
 		return
@@ -157,7 +157,7 @@ func (r *Run) judgeObject(d *document, item string, obj []byte) {
 	e.result, e.patches = &res, manifest.SortPatches(ops)
 	if r.Fix {
 		fixed := w.DeepCopy()
-		if r.Set.Harden(fixed, ns) {
+		if r.Set.Harden(fixed, ns, r.Requester) {
 			ops, err := policy.CreatePatch(obj, w.Object, fixed.Object)
 			if err != nil {
 				e.err = fmt.Errorf("hardening for --fix: %w", err)

@@ -32,6 +32,9 @@ type Run struct {
 	// Namespaces, when set, are the live labels of each namespace by name (agentgate audit): they win over
 	// NamespaceLabels for the namespaces they hold.
 	Namespaces map[string]map[string]string
+	// Requester is who would send the workloads to the API server; the zero value (unknown) applies no
+	// requester-anchored exemption, the strict side.
+	Requester policy.Requester
 	// Fix also computes, for WriteFixed, the hardening of every workload (controllers' templates included).
 	Fix bool
 	// Version is the agentgate version that SARIF names as its tool's.

@@ -171,7 +171,7 @@ func TestDefaultPolicyVerdicts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := set.Judge(w, ns)
+		res := set.Judge(w, ns, policy.Requester{})
 		if len(res.Matched) != 1 {
 			t.Errorf("%s: matched by %v, want the default policy", name, res.Matched)
 		}
@@ -184,7 +184,7 @@ func TestDefaultPolicyVerdicts(t *testing.T) {
 		if !res.Allowed() {
 			t.Errorf("%s: denied by the default policy: %v", name, res.Violations)
 		}
-		if _, changed := set.Mutate(w, ns); changed {
+		if _, changed := set.Mutate(w, ns, policy.Requester{}); changed {
 			t.Errorf("%s: the default policy would patch it; the corpus should be hardened already", name)
 		}
 	}
