@@ -149,6 +149,7 @@ func applyDefaults(s *Spec) {
 	if s.Env.DenyLiteralSecrets == nil {
 		s.Env.DenyLiteralSecrets = ptrTo(true)
 	}
+	defaultExec(&s.Exec)
 }
 
 func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
@@ -238,6 +239,7 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 	p.commands, e = compileCommands(s.Commands, sp.Child("commands"))
 	errs = append(errs, e...)
 	errs = append(errs, compileRuntime(&s.Runtime, sp.Child("runtime"))...)
+	errs = append(errs, compileExec(s.Exec, sp.Child("exec"))...)
 	return p, errs
 }
 

@@ -56,6 +56,7 @@ type Spec struct {
 	Env                 Env                   `json:"env,omitempty"`
 	Runtime             Runtime               `json:"runtime,omitempty"`
 	Windows             WindowsMode           `json:"windows,omitempty"`
+	Exec                Exec                  `json:"exec,omitempty"`
 }
 
 // Match selects agent pods. An empty Match selects every pod the webhook is asked about.
