@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -28,6 +29,7 @@ import (
 // RBAC: list and watch pods, cluster-wide. API calls: one paginated LIST at start, then one watch.
 type PodCache struct {
 	informer cache.SharedIndexInformer
+	client   kubernetes.Interface
 }
 
 // StoredPod is what the cache keeps of a pod.
@@ -59,7 +61,7 @@ func (p *StoredPod) Pod() (*corev1.Pod, error) {
 // StartPodCache starts the informer; it runs until ctx is done. Ready reports whether it has synced.
 func StartPodCache(ctx context.Context, client kubernetes.Interface) (*PodCache, error) {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(StripPod))
-	c := &PodCache{informer: factory.Core().V1().Pods().Informer()}
+	c := &PodCache{informer: factory.Core().V1().Pods().Informer(), client: client}
 	factory.Start(ctx.Done())
 	return c, nil
 }
@@ -90,6 +92,31 @@ func (c *PodCache) Get(namespace, name string) (*StoredPod, bool) {
 	}
 	p, ok := obj.(*StoredPod)
 	return p, ok
+}
+
+// liveLookupTimeout bounds Pod's call to the API server: the webhook that asks has 5 s in all.
+const liveLookupTimeout = 2 * time.Second
+
+// Pod returns the pod from the cache or, when the cache does not hold it (not synced yet, or created a moment
+// ago), from the API server: a LIST with a field selector on its name, so that RBAC stays list and watch, no
+// get. A pod the API server does not know either is a NotFound error; a failed call is returned as is, and
+// the caller refuses rather than guesses.
+func (c *PodCache) Pod(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+	if sp, ok := c.Get(namespace, name); ok {
+		return sp.Pod()
+	}
+	ctx, cancel := context.WithTimeout(ctx, liveLookupTimeout)
+	defer cancel()
+	list, err := c.client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	if err != nil {
+		return nil, fmt.Errorf("looking up pod %s/%s: %w", namespace, name, err)
+	}
+	for i := range list.Items {
+		if list.Items[i].Name == name {
+			return &list.Items[i], nil
+		}
+	}
+	return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
 }
 
 // Running lists the cached pods of a namespace that have not finished (phase neither Succeeded nor Failed),

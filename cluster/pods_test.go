@@ -7,7 +7,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"agentgate.io/agentgate/internal/testutil"
 )
@@ -91,5 +95,33 @@ func TestPodCacheKeepsWhatChecksRead(t *testing.T) {
 	})
 	if _, ok := c.Get(ns, "agent-2"); ok {
 		t.Error("a deleted pod is still in the cache")
+	}
+}
+
+// TestPodLiveLookup: a pod the cache does not hold (here: a cache never started) is found with a live LIST on
+// its name; a pod that does not exist is NotFound; a failed call (no RBAC to list pods) is an error, never a
+// pod and never NotFound, so that the exec webhook refuses rather than guesses.
+func TestPodLiveLookup(t *testing.T) {
+	cs := testutil.Kube(t)
+	ns := testNamespace(t, "podlookup")
+	ctx := context.Background()
+	for _, name := range []string{"agent", "agent-2"} {
+		if _, err := cs.CoreV1().Pods(ns).Create(ctx, agentPod(name), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cold := &PodCache{informer: informers.NewSharedInformerFactory(cs, 0).Core().V1().Pods().Informer(), client: cs}
+	p, err := cold.Pod(ctx, ns, "agent")
+	if err != nil || p.Name != "agent" || p.Spec.Containers[0].Name != "agent" || p.Labels["app"] != "agent" {
+		t.Fatalf("live lookup: %v %+v", err, p)
+	}
+	if _, err := cold.Pod(ctx, ns, "agen"); !apierrors.IsNotFound(err) {
+		t.Errorf("a missing pod (a prefix of existing ones): %v, want NotFound", err)
+	}
+	cfg := rest.CopyConfig(testutil.APIServer(t))
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "nobody"}
+	denied := &PodCache{informer: cold.informer, client: kubernetes.NewForConfigOrDie(cfg)}
+	if p, err := denied.Pod(ctx, ns, "agent"); err == nil || apierrors.IsNotFound(err) || p != nil {
+		t.Errorf("without RBAC: pod %v, error %v; want a failure that is not NotFound", p, err)
 	}
 }

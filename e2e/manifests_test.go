@@ -83,6 +83,8 @@ func TestServiceAccountHasLeastPrivilege(t *testing.T) {
 		want bool
 	}{
 		{authorizationv1.ResourceAttributes{Verb: "watch", Resource: "namespaces"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "pods"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "watch", Resource: "pods", Namespace: "default"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "configmaps", Namespace: systemNamespace}, true},
 		{authorizationv1.ResourceAttributes{Verb: "update", Resource: "secrets", Namespace: systemNamespace, Name: "agentgate-tls"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: "agentgate"}, true},
@@ -100,6 +102,14 @@ func TestServiceAccountHasLeastPrivilege(t *testing.T) {
 		{authorizationv1.ResourceAttributes{Verb: "update", Resource: "configmaps", Namespace: systemNamespace, Name: defaultPolicyCM}, false},
 		{authorizationv1.ResourceAttributes{Verb: "update", Resource: "namespaces", Name: "default"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods", Namespace: "default"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "default", Name: "x"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "delete", Resource: "pods", Namespace: "default", Name: "x"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "update", Resource: "pods", Namespace: "default", Name: "x"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods", Subresource: "exec", Namespace: "default", Name: "x"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "exec", Namespace: "default", Name: "x"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods", Subresource: "eviction", Namespace: "default", Name: "x"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "proxy", Name: "node-1"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "secrets"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "configmaps", Namespace: "default"}, false},
 	}
 	for _, c := range cases {

@@ -17,7 +17,8 @@ package policy
 //	  rule that holds is not to open the session: interactive: deny.
 //
 // spec.mode (enforce, warn, audit) is about admitting pods and does not apply here: spec.exec.mode is the exec
-// switch, and its allow is the report-only setting.
+// switch, and its allow is the report-only setting. Of spec.exempt only namespaces apply: the other exemptions
+// are claimed by the user who creates a pod, and the user who opens a session into it is not that user.
 
 import (
 	"slices"
@@ -98,7 +99,7 @@ type ExecResult struct {
 	// Container is the container the session opens into ("" when it cannot be told from the pod).
 	Container string
 	Denials   []ExecDenial
-	// Exemptions are the policies that left the pod out (exempt namespace or service account).
+	// Exemptions are the policies that left the pod out (an exempt namespace).
 	Exemptions []Exemption
 }
 
@@ -137,7 +138,9 @@ func (p *Policy) selectsSession(pod *corev1.Pod, ns Namespace, res *ExecResult) 
 	if pod != nil {
 		w, err := NewWorkload(pod)
 		if err == nil {
-			ok, ex := p.selects(w, ns)
+			// No requester: exemptions name who creates pods (an operator's service account), and the user
+			// opening a session is someone else. Only an exempt namespace leaves a session out.
+			ok, ex := p.selects(w, ns, Requester{})
 			if ex != nil {
 				res.Exemptions = append(res.Exemptions, *ex)
 			}
@@ -172,7 +175,7 @@ func (p *Policy) judgeExec(c *corev1.Container, req ExecRequest) []ExecDenial {
 			Message: "spec.exec.interactive is deny: a session with " + interactiveWhat(req) + " is refused outside spec.exec.allowGroups " +
 				groupList(e.AllowGroups) + " (what is typed into it cannot be judged)"})
 	}
-	if req.Subresource == SubresourceExec && (c == nil || !p.exemptsContainer(c)) {
+	if req.Subresource == SubresourceExec {
 		out = append(out, p.judgeExecCommand(c, req.Command)...)
 	}
 	return out

@@ -131,13 +131,16 @@ func TestJudgeExecMessages(t *testing.T) {
 	}
 }
 
-// TestJudgeExecSelection: the policy that does not select the pod does not judge it; an exempt namespace or
-// service account leaves it out (and says so); an unknown pod is judged by namespace alone.
+// TestJudgeExecSelection: the policy that does not select the pod does not judge it; an exempt namespace leaves
+// it out (and says so); exemptions claimed by requesters (who creates pods) do not cover the user who opens a
+// session; an unknown pod is judged by namespace alone.
 func TestJudgeExecSelection(t *testing.T) {
 	p := policyFromDefault(t, func(ap *AgentPolicy) {
 		ap.Spec.Exec = Exec{Mode: ExecDeny}
 		ap.Spec.Match.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}}
-		ap.Spec.Exempt.ServiceAccounts = []string{"agents/ops"}
+		ap.Spec.Exempt.ServiceAccounts = []string{"agents/operator"}
+		ap.Spec.Exempt.Usernames = []string{"alice"}
+		ap.Spec.Exempt.Containers = []ContainerExempt{{Name: "runner", Image: "registry.corp.example/agents/*", Checks: []string{"commands"}, Usernames: []string{"alice"}}}
 	})
 	set := NewSet(p)
 	req := ExecRequest{Subresource: "exec", Command: []string{"ls"}, User: "alice"}
@@ -150,14 +153,18 @@ func TestJudgeExecSelection(t *testing.T) {
 		t.Errorf("a namespace the selector leaves out: %+v", res)
 	}
 	ops := execPod()
-	ops.Spec.ServiceAccountName = "ops"
-	if res := set.JudgeExec(ops, agentsNS, req); len(res.Matched) != 0 || len(res.Exemptions) != 1 || res.Exemptions[0].Reason != "serviceAccount" {
-		t.Errorf("an exempt service account: %+v", res)
+	ops.Spec.ServiceAccountName = "operator"
+	if res := set.JudgeExec(ops, agentsNS, req); len(res.Matched) != 1 || res.Allowed() || len(res.Exemptions) != 0 {
+		t.Errorf("a username exempt as a pod creator opens a session: %+v", res)
+	}
+	blocked := ExecRequest{Subresource: "exec", Container: "runner", Command: []string{"reboot"}, User: "alice", Groups: []string{"sre"}}
+	if res := set.JudgeExec(execPod(), agentsNS, blocked); !res.Blocked() {
+		t.Errorf("a container exemption from commands claimed by the session's user: %+v", res)
 	}
 	if res := set.JudgeExec(nil, agentsNS, req); res.Allowed() {
 		t.Errorf("an unknown pod in an agent namespace is admitted: %+v", res)
 	}
-	if res := set.JudgeExec(nil, Namespace{Name: "kube-system", Labels: nil}, req); len(res.Exemptions) != 1 {
+	if res := set.JudgeExec(nil, Namespace{Name: "kube-system", Labels: nil}, req); len(res.Exemptions) != 1 || len(res.Matched) != 0 {
 		t.Errorf("an unknown pod in an exempt namespace: %+v", res)
 	}
 }

@@ -25,6 +25,14 @@
 //     request.userInfo.groups holds one of Options.AdminGroups (default system:masters). Every other request is allowed; an object that does
 //     not decode is refused. Guarded changes, refused or made by an admin, are logged as admission.guarded
 //     and counted in agentgate_guarded_changes_total. See guard.go and docs/operating.md.
+//   - POST /validate-exec: CONNECT on pods/exec, pods/attach and pods/portforward (kubectl exec and cp,
+//     attach, port-forward) into pods of agent namespaces. The session's options (PodExecOptions,
+//     PodAttachOptions, PodPortForwardOptions) are decoded strictly; the pod is found through Options.Pods;
+//     policy.Set.JudgeExec applies spec.exec and, to an exec's command, spec.commands. A refusal is a 403
+//     naming the command and every rule (spec.commands.blocked[i], spec.exec.mode, …). Each session is logged
+//     once (exec.command, exec.blocked, exec.attach, exec.portforward; kubectl's WebSocket-then-SPDY retry is
+//     one session) and counted in agentgate_exec_total{subresource,decision,admin}. Any other operation,
+//     resource or options is refused. See exec.go.
 //   - GET /healthz (liveness) and GET /readyz (200 only when every policy source has synced, TLS is serving
 //     with a certificate and every ReadyCheck passes; JSON detail: policy generation, the policies in force
 //     and their sources, each source's state, the last reload error).

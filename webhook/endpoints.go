@@ -7,6 +7,7 @@ const (
 	EndpointValidate       = "validate"
 	EndpointValidatePolicy = "validate-policy"
 	EndpointValidateGuard  = "validate-guard"
+	EndpointValidateExec   = "validate-exec"
 )
 
 // endpoint is one admission endpoint. The table below is the only list: the mux serves it, the metrics label
@@ -22,6 +23,7 @@ var endpoints = []endpoint{
 	{EndpointValidate, func(s *Server) decider { return s.validate }},
 	{EndpointValidatePolicy, func(s *Server) decider { return s.validatePolicy }},
 	{EndpointValidateGuard, func(s *Server) decider { return s.validateGuard }},
+	{EndpointValidateExec, func(s *Server) decider { return s.validateExec }},
 }
 
 // endpointLabels maps a request path to its metric label; a fixed set, so a scanner's paths cannot grow the

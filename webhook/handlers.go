@@ -507,6 +507,8 @@ type event struct {
 	result       *policy.Result
 	patched      []string
 	policyErrors []string
+	// sessionRecorded: the review has its own exec.* event (validate-exec), so this line is detail (debug).
+	sessionRecorded bool
 }
 
 func newEvent(endpoint string, req *admissionv1.AdmissionRequest) *event {
@@ -576,6 +578,9 @@ func (e *event) emit(log *slog.Logger, d decision, elapsed time.Duration) {
 		name, msg = "admission.warned", "admitted with warnings"
 	case len(e.patched) > 0:
 		name, msg = "admission.mutated", "hardened"
+	}
+	if e.sessionRecorded && d.result != resultError {
+		level = slog.LevelDebug
 	}
 	if !log.Enabled(context.Background(), level) {
 		return

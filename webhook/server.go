@@ -67,6 +67,9 @@ type Options struct {
 	// TokenSecrets tells which Secrets are service-account tokens; nil: unknown, and references to Secrets
 	// are not judged by serviceAccountTokenSecrets.
 	TokenSecrets TokenSecretLister
+	// Pods finds the pod of a session for /validate-exec (cluster.PodCache); nil: the pod is unknown, and every
+	// policy whose namespace rules select the namespace judges the session (the strict side).
+	Pods PodLookup
 	// DigestResolver pins image tags to digests for policies with images.pinDigests; nil: no pinning (the
 	// tags stay, and requireDigest, where set, denies them).
 	DigestResolver *DigestResolver
@@ -111,6 +114,9 @@ type Server struct {
 	handler  http.Handler
 
 	guardMetrics *guardMetrics
+	execMetrics  *execMetrics
+	sessions     sessionDedupe
+	now          func() time.Time // the dedupe's clock; tests move it
 
 	mu         sync.Mutex
 	ln, mln    net.Listener
@@ -167,6 +173,10 @@ func New(opts Options) (*Server, error) {
 	if s.guardMetrics, err = newGuardMetrics(opts.Registry); err != nil {
 		return nil, fmt.Errorf("webhook: registering metrics: %w", err)
 	}
+	if s.execMetrics, err = newExecMetrics(opts.Registry); err != nil {
+		return nil, fmt.Errorf("webhook: registering metrics: %w", err)
+	}
+	s.now = time.Now
 	s.store = newStore(s.log, m)
 
 	mux := http.NewServeMux()

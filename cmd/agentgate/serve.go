@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 
 	"agentgate.io/agentgate/certs"
+	"agentgate.io/agentgate/cluster"
 	"agentgate.io/agentgate/policy"
 	"agentgate.io/agentgate/webhook"
 )
@@ -409,7 +410,14 @@ func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, l
 	}
 	tokens := webhook.StartTokenSecretInformer(ctx, mc)
 	opts.TokenSecrets = tokens
-	opts.ReadyChecks = map[string]func() error{"namespaces": nsInf.Ready, "token-secrets": tokens.Ready}
+	// The pods of agent namespaces, for /validate-exec: a CONNECT carries the session's options, not the pod.
+	pods, err := cluster.StartPodCache(ctx, client)
+	if err != nil {
+		fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
+		return nil, 1
+	}
+	opts.Pods = pods
+	opts.ReadyChecks = map[string]func() error{"namespaces": nsInf.Ready, "token-secrets": tokens.Ready, "pods": pods.Ready}
 	if f.watchConfigMaps {
 		ns := serveNamespace(f)
 		if ns == "" {
