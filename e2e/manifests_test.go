@@ -59,7 +59,7 @@ func TestManifestsBuildAndApply(t *testing.T) {
 	if err != nil {
 		t.Fatalf("monitoring component: %v\n%s", err, out)
 	}
-	for _, alert := range []string{"AgentgateWebhookErrors", "AgentgateDenialSpike", "AgentgatePolicyReloadFailed", "AgentgateCertificateExpiresSoon"} {
+	for _, alert := range []string{"AgentgateWebhookErrors", "AgentgateDenialSpike", "AgentgatePolicyReloadFailed", "AgentgateCertificateExpiresSoon", "AgentgateExecBlockedCommand", "AgentgateExecByNonAdmin"} {
 		if !strings.Contains(out, alert) {
 			t.Errorf("PrometheusRule lacks alert %s", alert)
 		}
