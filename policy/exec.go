@@ -167,12 +167,12 @@ func (p *Policy) judgeExec(c *corev1.Container, req ExecRequest) []ExecDenial {
 	member := p.execMember(req.Groups)
 	if e.Mode == ExecDeny && !member {
 		out = append(out, ExecDenial{Policy: p.Name, Reason: ExecReasonMode, Rule: "spec.exec.mode",
-			Message: "spec.exec.mode is deny: only members of spec.exec.allowGroups " + groupList(e.AllowGroups) +
+			Message: "exec.mode is deny: only members of allowGroups " + groupList(e.AllowGroups) +
 				" may " + sessionVerb(req.Subresource) + " agent pods, and user " + strconv.Quote(req.User) + " is in none of them"})
 	}
 	if e.Interactive == InteractiveDeny && req.Interactive() && !member {
 		out = append(out, ExecDenial{Policy: p.Name, Reason: ExecReasonInteractive, Rule: "spec.exec.interactive",
-			Message: "spec.exec.interactive is deny: a session with " + interactiveWhat(req) + " is refused outside spec.exec.allowGroups " +
+			Message: "exec.interactive is deny: a session with " + interactiveWhat(req) + " is refused outside allowGroups " +
 				groupList(e.AllowGroups) + " (what is typed into it cannot be judged)"})
 	}
 	if req.Subresource == SubresourceExec {

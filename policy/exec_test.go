@@ -115,7 +115,7 @@ func TestJudgeExecMessages(t *testing.T) {
 	set := execPolicy(t, Exec{Mode: ExecDeny, AllowGroups: []string{"sre"}}, nil)
 	res := set.JudgeExec(execPod(), agentsNS, ExecRequest{Subresource: "exec", Command: []string{"sh", "-c", "rm -rf /*"}, User: "alice", Groups: []string{"dev"}})
 	want := []string{
-		`spec.exec.mode is deny: only members of spec.exec.allowGroups ["sre"] may exec into agent pods, and user "alice" is in none of them`,
+		`exec.mode is deny: only members of allowGroups ["sre"] may exec into agent pods, and user "alice" is in none of them`,
 		`blocked command "rm -rf /*" in the exec's command: "rm -rf /*"`,
 	}
 	if len(res.Denials) != len(want) {

@@ -138,7 +138,7 @@ func TestValidateExec(t *testing.T) {
 		{"audit: attach", audit, sessionReview{sub: "attach", obj: attachOpts("runner", true, true)}, 0, nil, "exec.attach", "allowed"},
 		{"audit: port-forward", audit, sessionReview{sub: "portforward", obj: portForwardOpts(8080)}, 0, nil, "exec.portforward", "allowed"},
 		{"deny: non-member exec", denyExecPolicy(t), sessionReview{sub: "exec", obj: execOpts("runner", false, false, "ls")}, 403,
-			[]string{`spec.exec.mode: spec.exec.mode is deny: only members of spec.exec.allowGroups ["sre"] may exec into agent pods, and user "alice" is in none of them`}, "exec.blocked", "denied"},
+			[]string{`spec.exec.mode: exec.mode is deny: only members of allowGroups ["sre"] may exec into agent pods, and user "alice" is in none of them`}, "exec.blocked", "denied"},
 		{"deny: non-member port-forward", denyExecPolicy(t), sessionReview{sub: "portforward", obj: portForwardOpts(5432)}, 403,
 			[]string{`port-forward to pod "agent" refused`, "spec.exec.mode"}, "exec.portforward", "denied"},
 		{"deny: non-member attach", denyExecPolicy(t), sessionReview{sub: "attach", obj: attachOpts("", false, true)}, 403,
