@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -207,5 +208,32 @@ func BenchmarkFloor(b *testing.B) {
 	for _, name := range []string{corpus.Small, corpus.Large, corpus.Deployment} {
 		body := corpusReview(b, name)
 		b.Run(name, func(b *testing.B) { serveBench(b, h, "/validate", body, `"allowed":true`) })
+	}
+}
+
+// BenchmarkValidateExec is one session review end to end in-process, beside BenchmarkHandler's /validate: the
+// pod from an in-memory lookup (a cache hit), the default policy, the exec.* event written every time (the
+// clock moves past the dedupe window between reviews).
+func BenchmarkValidateExec(b *testing.B) {
+	pair, _, _ := selfSigned(b)
+	srv, err := New(Options{GetCertificate: StaticCertificate(pair), Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Pods: execPods()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	clock := time.Unix(0, 0)
+	srv.now = func() time.Time { clock = clock.Add(execDedupeWindow); return clock }
+	for _, c := range []struct {
+		name string
+		r    sessionReview
+		want string
+	}{
+		{"exec", sessionReview{sub: "exec", obj: execOpts("runner", false, false, "ls", "-la", "/data")}, `"allowed":true`},
+		{"exec-shell-script", sessionReview{sub: "exec", obj: execOpts("runner", false, false, "sh", "-c", "cd /data && tar cf - . | gzip -c")}, `"allowed":true`},
+		{"exec-blocked", sessionReview{sub: "exec", obj: execOpts("runner", false, false, "sh", "-c", "echo bye; rm -rf /")}, `"allowed":false`},
+		{"attach", sessionReview{sub: "attach", obj: attachOpts("runner", true, true)}, `"allowed":true`},
+		{"portforward", sessionReview{sub: "portforward", obj: portForwardOpts(8080)}, `"allowed":true`},
+	} {
+		body := c.r.body(b)
+		b.Run(c.name, func(b *testing.B) { serveBench(b, srv.Handler(), "/"+EndpointValidateExec, body, c.want) })
 	}
 }
