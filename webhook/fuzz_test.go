@@ -238,6 +238,49 @@ func checkAnswer(t *testing.T, h http.Handler, endpoint string, body []byte) {
 		}
 	case EndpointValidateGuard:
 		checkGuardAllowed(t, req, gk)
+	case EndpointValidateExec:
+		checkSessionAllowed(t, req)
+	}
+}
+
+// checkSessionAllowed: an admitted session is a CONNECT on pods/exec, attach or portforward whose options
+// decode strictly as that subresource's kind, and an exec's command passes the default policy (the fuzz
+// server has no pod lookup, so the pod is unknown and judged strictly).
+func checkSessionAllowed(t *testing.T, req *admissionv1.AdmissionRequest) {
+	t.Helper()
+	want, ok := execKinds[req.SubResource]
+	if req.Operation != admissionv1.Connect || !ok || req.Resource.Resource != "pods" || req.Resource.Group != "" ||
+		req.Kind.Kind != want || req.Kind.Version != "v1" || req.Kind.Group != "" || req.Name == "" {
+		t.Fatalf("validate-exec: allowed %s %s/%s as %s", req.Operation, req.Resource.Resource, req.SubResource, gvkString(req.Kind))
+	}
+	var exec corev1.PodExecOptions
+	var typ metav1.TypeMeta
+	var err error
+	switch req.SubResource {
+	case "exec":
+		err = strictDecode(req.Object.Raw, &exec)
+		typ = exec.TypeMeta
+	case "attach":
+		var o corev1.PodAttachOptions
+		err = strictDecode(req.Object.Raw, &o)
+		typ = o.TypeMeta
+	default:
+		var o corev1.PodPortForwardOptions
+		err = strictDecode(req.Object.Raw, &o)
+		typ = o.TypeMeta
+	}
+	if err != nil || typ.Kind != want || typ.APIVersion != "v1" {
+		t.Fatalf("validate-exec: allowed options that do not decode as v1 %s (%v): %q", want, err, req.Object.Raw)
+	}
+	if req.SubResource == "exec" {
+		r := policy.ExecRequest{Subresource: "exec", Container: exec.Container, Command: exec.Command, TTY: exec.TTY, Stdin: exec.Stdin,
+			User: req.UserInfo.Username, Groups: req.UserInfo.Groups}
+		if len(exec.Command) == 0 {
+			t.Fatal("validate-exec: allowed an exec without a command")
+		}
+		if res := policy.NewSet(policy.Default()).JudgeExec(nil, policy.Namespace{Name: req.Namespace}, r); !res.Allowed() {
+			t.Fatalf("validate-exec: allowed an exec the default policy refuses: %+v", res.Denials)
+		}
 	}
 }
 
@@ -437,6 +480,12 @@ func reviewSamples(t testing.TB) [][]byte {
 		out = append(out, envelope(s.kind, s.op, s.sub, s.admin, s.obj, s.old))
 	}
 	out = append(out, podReview(badPod("p")).body(t), rv{apiVersion: reviewV1beta1, gvk: podGVK, namespace: agentsNS, name: "p", obj: compliantPod("p")}.body(t))
+	out = append(out,
+		sessionReview{sub: "exec", obj: execOpts("runner", true, true, "sh")}.body(t),
+		sessionReview{sub: "exec", obj: execOpts("", false, false, "sh", "-c", "ls; rm -rf /")}.body(t),
+		sessionReview{sub: "attach", obj: attachOpts("runner", false, true)}.body(t),
+		sessionReview{sub: "portforward", obj: portForwardOpts(8080, 9090)}.body(t),
+		sessionReview{sub: "exec", kind: "PodAttachOptions", obj: execOpts("runner", false, false, "ls")}.body(t))
 	return out
 }
 
