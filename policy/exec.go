@@ -317,3 +317,30 @@ func compileExec(e Exec, fp *field.Path) field.ErrorList {
 	}
 	return errs
 }
+
+// execModeStrictness orders exec.mode: deny admits fewer sessions than audit, audit fewer than allow (it
+// refuses blocked commands).
+var execModeStrictness = map[ExecMode]int{ExecAllow: 0, ExecAudit: 1, ExecDeny: 2}
+
+// weakenExec (a weakening rule, weaken.go): exec.mode towards allow, a group added to allowGroups (its members
+// may open sessions, or interactive ones, that others may not), interactive deny -> allow.
+func weakenExec(old, cur *Policy, w *weakenings) {
+	xp := specPath.Child("exec")
+	o, c := old.Spec.Exec, cur.Spec.Exec
+	if execModeStrictness[c.Mode] < execModeStrictness[o.Mode] {
+		detail := "sessions outside allowGroups are admitted"
+		if c.Mode == ExecAllow {
+			detail = "exec commands are no longer judged by spec.commands"
+			if o.Mode == ExecDeny {
+				detail = "sessions outside allowGroups are admitted, and exec commands are no longer judged by spec.commands"
+			}
+		}
+		w.add(xp.Child("mode"), quote(string(o.Mode)), quote(string(c.Mode)), detail)
+	}
+	addedEntries(w, xp.Child("allowGroups"), o.AllowGroups, c.AllowGroups, identity,
+		"members of this group may open the sessions that exec.mode or exec.interactive deny refuses others")
+	if o.Interactive == InteractiveDeny && c.Interactive != InteractiveDeny {
+		w.add(xp.Child("interactive"), quote(string(o.Interactive)), quote(string(c.Interactive)),
+			"interactive sessions (stdin or a TTY), whose typed commands cannot be judged, are admitted outside allowGroups")
+	}
+}

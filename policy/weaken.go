@@ -89,6 +89,7 @@ var weakeningRules = []weakeningRule{
 	{"env", []string{"env.denyLiteralSecrets"}, weakenEnv},
 	{"windows", []string{"windows"}, weakenWindows},
 	{"runtime", []string{"runtime.runtimeClassNames", "runtime.defaultRuntimeClassName", "runtime.hostUsers"}, weakenRuntime},
+	{"exec", []string{"exec.mode", "exec.allowGroups", "exec.interactive"}, weakenExec}, // policy/exec.go
 }
 
 var specPath = field.NewPath("spec")

@@ -50,6 +50,10 @@ spec:
   env:
     denyLiteralSecrets: true
   windows: deny
+  exec:
+    mode: deny
+    allowGroups: [sre]
+    interactive: deny
 `
 
 // edit replaces each "old=>new" pair once in doc, failing the test when old is not there (so that a case
@@ -131,6 +135,13 @@ func TestWeakeningsCatchOffSwitches(t *testing.T) {
 		{"an executable allowed", []string{"allowed: [python3, /usr/bin/env]=>allowed: [python3, /usr/bin/env, bash]"}, []string{"spec.commands.allowed[2]"}},
 		{"denyLiteralSecrets off", []string{"denyLiteralSecrets: true=>denyLiteralSecrets: false"}, []string{"spec.env.denyLiteralSecrets"}},
 		{"windows skipLinuxChecks", []string{"windows: deny=>windows: skipLinuxChecks"}, []string{"spec.windows"}},
+		{"exec.mode deny to audit", []string{"    mode: deny=>    mode: audit"}, []string{"spec.exec.mode"}},
+		{"exec.mode deny to allow", []string{"    mode: deny=>    mode: allow"}, []string{"spec.exec.mode"}},
+		{"exec.mode removed (audit is the default)", []string{"    mode: deny\n=>"}, []string{"spec.exec.mode"}},
+		{"a group allowed to exec", []string{"allowGroups: [sre]=>allowGroups: [sre, dev]"}, []string{"spec.exec.allowGroups[1]"}},
+		{"the allowed group replaced", []string{"allowGroups: [sre]=>allowGroups: [system:masters]"}, []string{"spec.exec.allowGroups[0]"}},
+		{"interactive sessions allowed", []string{"interactive: deny=>interactive: allow"}, []string{"spec.exec.interactive"}},
+		{"the exec section removed", []string{"  exec:\n    mode: deny\n    allowGroups: [sre]\n    interactive: deny\n=>"}, []string{"spec.exec.mode", "spec.exec.interactive"}},
 		{"everything at once is reported at once", []string{
 			"mode: enforce=>mode: audit",
 			"namespaces: [kube-system]=>namespaces: [kube-system, team-a]",
@@ -206,6 +217,9 @@ func TestWeakeningsLetTighteningPass(t *testing.T) {
 		{"an allowed executable removed", nil, []string{"allowed: [python3, /usr/bin/env]=>allowed: [python3]"}},
 		{"an executable allowlist set where there was none", []string{"allowed: [python3, /usr/bin/env]=>allowed: []"}, nil},
 		{"denyLiteralSecrets and windows: deny back on", []string{"denyLiteralSecrets: true=>denyLiteralSecrets: false", "windows: deny=>windows: skipLinuxChecks"}, nil},
+		{"exec.mode allow to audit", []string{"    mode: deny=>    mode: allow"}, []string{"    mode: deny=>    mode: audit"}},
+		{"exec.mode audit to deny", []string{"    mode: deny=>    mode: audit"}, nil},
+		{"an allowed group removed, interactive deny set", []string{"interactive: deny=>interactive: allow"}, []string{"allowGroups: [sre]=>allowGroups: []"}},
 		{"seccomp from Localhost to Localhost", []string{"seccompProfile: RuntimeDefault=>seccompProfile: Localhost"}, []string{"seccompProfile: RuntimeDefault=>seccompProfile: Localhost"}},
 	}
 	for _, c := range cases {
