@@ -109,7 +109,6 @@ func TestServiceAccountHasLeastPrivilege(t *testing.T) {
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "exec", Namespace: "default", Name: "x"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods", Subresource: "eviction", Namespace: "default", Name: "x"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "proxy", Name: "node-1"}, false},
-		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "secrets"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "configmaps", Namespace: "default"}, false},
 	}
 	for _, c := range cases {
