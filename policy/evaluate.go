@@ -73,10 +73,7 @@ func (r *Result) ByMode(m Mode) Violations {
 // selects reports whether the policy applies to the workload sent by rq, and if not because of an exemption,
 // which.
 func (p *Policy) selects(w *Workload, ns Namespace, rq Requester) (bool, *Exemption) {
-	if p.nsSelector != nil && ns.Labels != nil && !p.nsSelector.Matches(labels.Set(ns.Labels)) {
-		return false, nil
-	}
-	if p.podSelector != nil && !p.podSelector.Matches(labels.Set(w.PodMeta.Labels)) {
+	if !p.matchesLabels(ns, w.PodMeta.Labels) {
 		return false, nil
 	}
 	if p.exemptNS[ns.Name] {
@@ -115,6 +112,20 @@ func (s *Set) NamespaceExcludes(ns Namespace) bool {
 		}
 	}
 	return false
+}
+
+// matchesLabels is spec.match: the namespace's labels (unknown labels match, the strict side) and the pod's.
+func (p *Policy) matchesLabels(ns Namespace, podLabels map[string]string) bool {
+	if p.nsSelector != nil && ns.Labels != nil && !p.nsSelector.Matches(labels.Set(ns.Labels)) {
+		return false
+	}
+	return p.podSelector == nil || p.podSelector.Matches(labels.Set(podLabels))
+}
+
+// SelectsPodMeta is the part of selection that needs no pod spec: spec.match and spec.exempt.namespaces. A
+// pod it selects may still be exempt by its service account, which only judging the spec tells.
+func (p *Policy) SelectsPodMeta(ns Namespace, podLabels map[string]string) bool {
+	return p.matchesLabels(ns, podLabels) && !p.exemptNS[ns.Name]
 }
 
 // Evaluate judges the workload as it is. Callers that judge a controller's template, or a manifest
