@@ -22,8 +22,11 @@ func JudgeStored(set *policy.Set, sp *StoredPod, ns policy.Namespace) (policy.Re
 	if err != nil {
 		return policy.Result{}, err
 	}
-	hardened, _ := set.Mutate(w, ns)
-	return set.Judge(hardened, ns), nil
+	// Who created a running pod is unknown: no exemption by requester applies (the strict side, as in
+	// agentgate audit).
+	var rq policy.Requester
+	hardened, _ := set.Mutate(w, ns, rq)
+	return set.Judge(hardened, ns, rq), nil
 }
 
 // SortPods orders pods by namespace, then name: the order previews judge and reports list them in.

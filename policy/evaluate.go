@@ -122,8 +122,8 @@ func (p *Policy) matchesLabels(ns Namespace, podLabels map[string]string) bool {
 	return p.podSelector == nil || p.podSelector.Matches(labels.Set(podLabels))
 }
 
-// SelectsPodMeta is the part of selection that needs no pod spec: spec.match and spec.exempt.namespaces. A
-// pod it selects may still be exempt by its service account, which only judging the spec tells.
+// SelectsPodMeta is the part of selection that needs no pod spec and no requester: spec.match and
+// spec.exempt.namespaces.
 func (p *Policy) SelectsPodMeta(ns Namespace, podLabels map[string]string) bool {
 	return p.matchesLabels(ns, podLabels) && !p.exemptNS[ns.Name]
 }

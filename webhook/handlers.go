@@ -79,7 +79,9 @@ func (s *Server) serveReview(endpoint string, decide decider) http.HandlerFunc {
 			return
 		}
 		ev := newEvent(endpoint, req)
-		d := decide(r.Context(), req, ev)
+		ctx, cancel := requestContext(r.Context(), r.URL.Query().Get("timeout"))
+		d := decide(ctx, req, ev)
+		cancel()
 		d.resp.UID = req.UID
 		if d.bad != "" {
 			s.metrics.badRequests.WithLabelValues(endpoint, d.bad).Inc()
@@ -269,7 +271,7 @@ func (s *Server) mutate(ctx context.Context, req *admissionv1.AdmissionRequest, 
 
 // validatePolicy refuses a policy ConfigMap whose document does not parse, with every field error at once,
 // so that an invalid policy never reaches the server's watch.
-func (s *Server) validatePolicy(_ context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+func (s *Server) validatePolicy(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
 	if d, judged := createOrUpdate(req, ev); !judged {
 		return d
 	}
@@ -312,7 +314,9 @@ func (s *Server) validatePolicy(_ context.Context, req *admissionv1.AdmissionReq
 	p, errs := policy.ParseConfigMap(&cm)
 	if len(errs) == 0 {
 		ev.note = "valid policy " + strconv.Quote(p.Name)
-		return allow()
+		d := allow()
+		d.resp.Warnings = s.previewPolicy(ctx, p, ev)
+		return d
 	}
 	st := invalidStatus(configMapGK, cm.Name, errs, policyDenialMessage(cm.Name, errs))
 	ev.policyErrors = errorStrings(errs)

@@ -69,6 +69,8 @@ type Options struct {
 	TokenSecrets TokenSecretLister
 	// Pods finds the pod of a session for /validate-exec (cluster.PodCache); nil: the pod is unknown, and every
 	// policy whose namespace rules select the namespace judges the session (the strict side).
+	// When it also lists the running pods (RunningPods, as cluster.PodCache does), /validate-policy previews a
+	// valid policy change against them; otherwise there is no preview.
 	Pods PodLookup
 	// DigestResolver pins image tags to digests for policies with images.pinDigests; nil: no pinning (the
 	// tags stay, and requireDigest, where set, denies them).

@@ -410,7 +410,8 @@ func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, l
 	}
 	tokens := webhook.StartTokenSecretInformer(ctx, mc)
 	opts.TokenSecrets = tokens
-	// The pods of agent namespaces, for /validate-exec: a CONNECT carries the session's options, not the pod.
+	// The pods of agent namespaces, for /validate-exec (a CONNECT carries the session's options, not the pod),
+	// the preview of a policy change at /validate-policy and the background audit.
 	pods, err := cluster.StartPodCache(ctx, client)
 	if err != nil {
 		fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
