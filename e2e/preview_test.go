@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"agentgate.io/agentgate/internal/testutil"
+)
+
+// TestDryRunOfAStricterPolicyPreviewsItsEffect: agent pods admitted under the default policy are running; a
+// stricter policy ConfigMap (digests required) applied with kubectl apply --dry-run=server is answered with the
+// preview: how many of the running agent pods it would deny, then the pods, and nothing is stored.
+func TestDryRunOfAStricterPolicyPreviewsItsEffect(t *testing.T) {
+	requireServer(t)
+	ns := agentNamespace(t)
+	pods := env.client.CoreV1().Pods(ns)
+	for _, name := range []string{"runner-b", "runner-a"} {
+		if _, err := pods.Create(ctx, agentPod(name), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pinned := agentPod("runner-pinned")
+	pinned.Spec.Containers[0].Image = allowedImage + "@sha256:" + strings.Repeat("ab", 32)
+	if _, err := pods.Create(ctx, pinned, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The default policy with digests required, selecting this test's namespace only, so that the count does
+	// not depend on what other tests left running.
+	raw, err := os.ReadFile(filepath.Join(env.root, "manifests", "base", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	for _, r := range [][2]string{
+		{"name: agents", "name: digests"},
+		{"requireDigest: false", "requireDigest: true"},
+		{"agentgate.io/agents: \"true\"", "kubernetes.io/metadata.name: " + ns},
+	} {
+		if !strings.Contains(doc, r[0]) {
+			t.Fatalf("manifests/base/policy.yaml has no %q", r[0])
+		}
+		doc = strings.Replace(doc, r[0], r[1], 1)
+	}
+	cm := policyConfigMap("agentgate-policy-digests-preview", doc)
+	cm.APIVersion, cm.Kind = "v1", "ConfigMap"
+	manifest, err := yaml.Marshal(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	want := []string{
+		`Warning: policy "digests" would deny 2 of 3 running agent pods`,
+		"Warning: " + ns + "/runner-a (and 1 other pod): images",
+	}
+	var out string
+	// The server's pod cache learns of the pods through its watch: repeat the dry run until it has.
+	testutil.Eventually(t, 30*time.Second, "the preview counts the three pods", func() error {
+		var err error
+		out, err = kubectl(t, manifest, "apply", "--dry-run=server", "-f", "-")
+		if err != nil {
+			t.Fatalf("kubectl apply --dry-run=server: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, want[0]) {
+			return fmt.Errorf("no preview of the three pods yet; kubectl said: %s", out)
+		}
+		return nil
+	})
+	t.Logf("kubectl said:\n%s", out)
+	var warnings []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "Warning: ") {
+			warnings = append(warnings, l)
+		}
+	}
+	if !slices.Equal(warnings, want) || !strings.Contains(out, "configmap/"+cm.Name+" created (server dry run)") {
+		t.Errorf("kubectl output:\n%s\nwant exactly the warnings\n%s\nand the dry-run confirmation", out, strings.Join(want, "\n"))
+	}
+	if _, err := env.client.CoreV1().ConfigMaps(systemNamespace).Get(ctx, cm.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the dry run stored the policy ConfigMap (err %v)", err)
+	}
+}
