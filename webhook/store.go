@@ -78,6 +78,8 @@ type Store struct {
 	log     *slog.Logger
 	metrics *metrics
 	current atomic.Pointer[Snapshot]
+	// changed holds one pending notice of a swap for Changes' reader; a swap while one is pending adds none.
+	changed chan struct{}
 
 	mu         sync.Mutex
 	entries    map[string]*entry
@@ -95,12 +97,16 @@ type entry struct {
 }
 
 func newStore(log *slog.Logger, m *metrics) *Store {
-	s := &Store{log: log, metrics: m, entries: map[string]*entry{}, pending: map[string]bool{}}
+	s := &Store{log: log, metrics: m, entries: map[string]*entry{}, pending: map[string]bool{}, changed: make(chan struct{}, 1)}
 	s.mu.Lock()
 	s.publishLocked()
 	s.mu.Unlock()
 	return s
 }
+
+// Changes receives after the set in force changes (at most one notice pending: a reader that was busy sees
+// one notice for several swaps, then reads the latest Snapshot). One reader: the background audit.
+func (s *Store) Changes() <-chan struct{} { return s.changed }
 
 // Snapshot returns the policy set in force.
 func (s *Store) Snapshot() *Snapshot { return s.current.Load() }
@@ -223,6 +229,10 @@ func (s *Store) publishLocked() {
 	s.generation++
 	snap.Generation = s.generation
 	s.current.Store(snap)
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
 	s.metrics.generation.Set(float64(s.generation))
 	s.metrics.policyLoaded.Reset()
 	for _, pi := range snap.Policies {

@@ -1,0 +1,171 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"agentgate.io/agentgate/policy"
+)
+
+// DefaultAuditMaxEvents caps the audit.violation events of one run: a cluster where a policy change breaks ten
+// thousand pods gets a hundred examples and one audit.truncated, not ten thousand log lines per hour (the
+// metrics count them all).
+const DefaultAuditMaxEvents = 100
+
+// BackgroundAudit judges the cached running pods by the policies in force, on a schedule and after each
+// policy change, and reports by metrics and log events only: no object per pod or per run is written (peers'
+// per-resource reports have filled etcd). Run it on one replica at a time (RunAsLeader, lease agentgate-audit).
+type BackgroundAudit struct {
+	// Pods are the running pods (the pod cache); Run waits until it has synced.
+	Pods *PodCache
+	// Policies returns the set in force; Changed receives after each policy change (webhook.Store.Changes).
+	Policies func() *policy.Set
+	Changed  <-chan struct{}
+	// NamespaceLabels gives a namespace's labels, nil when unknown (the strict side: selected).
+	NamespaceLabels func(string) map[string]string
+	// Interval between runs without a change; 0: only after changes.
+	Interval  time.Duration
+	MaxEvents int // DefaultAuditMaxEvents when 0
+	Logger    *slog.Logger
+
+	violations *prometheus.GaugeVec
+	lastRun    prometheus.Gauge
+}
+
+// AuditSummary is what one run found.
+type AuditSummary struct {
+	Judged, Violating, Unjudged int
+	Elapsed                     time.Duration
+}
+
+// Register adds the audit's metrics to reg; call it once, before Run.
+//   - agentgate_audit_violations{policy,check}: running pods that fail the check of the policy, as of the
+//     last run (labels bounded by the policies and the check registry: no pod, no namespace);
+//   - agentgate_audit_last_run_timestamp_seconds: when the last run ended.
+func (a *BackgroundAudit) Register(reg prometheus.Registerer) error {
+	a.violations = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "agentgate_audit_violations",
+		Help: "Running agent pods that fail a check of a policy, as of the last background audit (this replica while it leads).",
+	}, []string{"policy", "check"})
+	a.lastRun = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "agentgate_audit_last_run_timestamp_seconds",
+		Help: "When the last background audit ended (Unix time).",
+	})
+	for _, c := range []prometheus.Collector{a.violations, a.lastRun} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run audits until ctx is done: once the cache has synced, then every Interval and after each change. When it
+// returns (the lease lost, shutdown) the violation series are dropped: the new leader reports them, and two
+// replicas never add up the same pods.
+func (a *BackgroundAudit) Run(ctx context.Context) {
+	if a.violations != nil {
+		defer a.violations.Reset()
+	}
+	for a.Pods.WaitSynced(10*time.Second) != nil {
+		if ctx.Err() != nil {
+			return
+		}
+	}
+	var tick <-chan time.Time
+	if a.Interval > 0 {
+		t := time.NewTicker(a.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		a.RunOnce()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		case <-a.Changed:
+		}
+	}
+}
+
+// RunOnce judges every cached running pod that some policy selects, in (namespace, name) order, sets the
+// metrics and logs one audit.violation per failing pod (at most MaxEvents, then one audit.truncated), and
+// audit.completed.
+func (a *BackgroundAudit) RunOnce() AuditSummary {
+	start := time.Now()
+	log := a.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	maxEvents := a.MaxEvents
+	if maxEvents <= 0 {
+		maxEvents = DefaultAuditMaxEvents
+	}
+	set := a.Policies()
+	pods := a.Pods.Running("")
+	SortPods(pods)
+	namespaces := map[string]policy.Namespace{}
+	counts := map[[2]string]int{}
+	var sum AuditSummary
+	unlogged := 0
+	for _, sp := range pods {
+		ns, ok := namespaces[sp.Namespace]
+		if !ok {
+			ns = policy.Namespace{Name: sp.Namespace}
+			if a.NamespaceLabels != nil {
+				ns.Labels = a.NamespaceLabels(sp.Namespace)
+			}
+			namespaces[sp.Namespace] = ns
+		}
+		if !slices.ContainsFunc(set.Policies, func(p *policy.Policy) bool { return p.SelectsPodMeta(ns, sp.Labels) }) {
+			continue
+		}
+		sum.Judged++
+		res, err := JudgeStored(set, sp, ns)
+		if err != nil {
+			sum.Unjudged++
+			log.Warn("pod not judged", "event", "audit.unjudged", "namespace", sp.Namespace, "pod", sp.Name, "error", err.Error())
+			continue
+		}
+		if len(res.Violations) == 0 {
+			continue
+		}
+		sum.Violating++
+		var pairs [][2]string
+		for _, v := range res.Violations {
+			if k := [2]string{v.Policy, v.Check}; !slices.Contains(pairs, k) {
+				pairs = append(pairs, k)
+				counts[k]++
+			}
+		}
+		if sum.Violating > maxEvents {
+			unlogged++
+			continue
+		}
+		checks := make([]string, len(pairs))
+		for i, k := range pairs {
+			checks[i] = k[0] + "/" + k[1]
+		}
+		log.Warn("running pod fails its policies", "event", "audit.violation", "namespace", sp.Namespace, "pod", sp.Name,
+			"allowed", res.Allowed(), "checks", checks, "violations", res.Violations)
+	}
+	if unlogged > 0 {
+		log.Warn("more running pods fail their policies: not logged one by one", "event", "audit.truncated",
+			"unlogged", unlogged, "max_events", maxEvents)
+	}
+	sum.Elapsed = time.Since(start)
+	if a.violations != nil {
+		a.violations.Reset()
+		for k, n := range counts {
+			a.violations.WithLabelValues(k[0], k[1]).Set(float64(n))
+		}
+		a.lastRun.SetToCurrentTime()
+	}
+	log.Info("background audit done", "event", "audit.completed", "judged", sum.Judged, "violating", sum.Violating,
+		"unjudged", sum.Unjudged, "duration", sum.Elapsed.Seconds())
+	return sum
+}

@@ -1,0 +1,123 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes/fake"
+
+	agtest "agentgate.io/agentgate/internal/testutil"
+	"agentgate.io/agentgate/policy"
+)
+
+// TestBackgroundAudit: the running pods the policies select are judged; the metric counts failing pods by
+// policy and check; one audit.violation per failing pod up to the cap, then one audit.truncated; a policy change
+// runs it again.
+func TestBackgroundAudit(t *testing.T) {
+	pod := func(ns, name string, edit func(*corev1.Pod)) *corev1.Pod {
+		p := runningAgentPod(0)
+		p.Namespace, p.Name = ns, name
+		if edit != nil {
+			edit(p)
+		}
+		return p
+	}
+	bigLimit := func(p *corev1.Pod) {
+		p.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("16Gi")
+	}
+	otherRegistry := func(p *corev1.Pod) { p.Spec.Containers[0].Image = "elsewhere.example/x:1" }
+	client := fake.NewClientset(
+		pod("agents", "good", nil), pod("agents", "big", bigLimit), pod("agents", "foreign", otherRegistry),
+		pod("agents", "both", func(p *corev1.Pod) { bigLimit(p); otherRegistry(p) }),
+		pod("plain", "foreign", otherRegistry), // not selected: no agent label
+		pod("agents", "done", func(p *corev1.Pod) { otherRegistry(p); p.Status.Phase = corev1.PodSucceeded }),
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pods, err := StartPodCache(ctx, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var current atomic.Pointer[policy.Set]
+	current.Store(policy.NewSet(parsePolicy(t)))
+	changed := make(chan struct{}, 1)
+	logs := &agtest.LogBuffer{}
+	a := &BackgroundAudit{
+		Pods: pods, Policies: current.Load, Changed: changed, MaxEvents: 2,
+		NamespaceLabels: labelsOf(map[string]map[string]string{"agents": agentNS, "plain": {}}),
+		Logger:          slog.New(slog.NewJSONHandler(logs, nil)),
+	}
+	reg := prometheus.NewRegistry()
+	if err := a.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+
+	agtest.EventuallyTrue(t, 10*time.Second, "the first run", func() bool { return len(logs.Events("audit.completed")) == 1 })
+	// gauge reads a series without creating it: absent is -1.
+	gauge := func(p, check string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "agentgate_audit_violations" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				l := map[string]string{}
+				for _, lp := range m.GetLabel() {
+					l[lp.GetName()] = lp.GetValue()
+				}
+				if l["policy"] == p && l["check"] == check {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+		return -1
+	}
+	if got, want := [2]float64{gauge("agents", "resources"), gauge("agents", "images")}, [2]float64{2, 2}; got != want {
+		t.Errorf("violations resources, images = %v, want %v", got, want)
+	}
+	if n := testutil.CollectAndCount(a.violations); n != 2 {
+		t.Errorf("%d violation series, want 2 (policy, check)", n)
+	}
+	if ts := testutil.ToFloat64(a.lastRun); ts < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("last run timestamp %v", ts)
+	}
+	var logged []string
+	for _, e := range logs.Events("audit.violation") {
+		logged = append(logged, e["namespace"].(string)+"/"+e["pod"].(string))
+	}
+	if !slices.Equal(logged, []string{"agents/big", "agents/both"}) {
+		t.Errorf("audit.violation for %v, want the first two failing pods by name", logged)
+	}
+	if tr := logs.Events("audit.truncated"); len(tr) != 1 || tr[0]["unlogged"] != float64(1) {
+		t.Errorf("audit.truncated: %v", tr)
+	}
+	if c := logs.Events("audit.completed")[0]; c["judged"] != float64(4) || c["violating"] != float64(3) {
+		t.Errorf("audit.completed: %v", c)
+	}
+
+	// A change of policy: the audit runs again at once and reports by the new set.
+	current.Store(policy.NewSet(parsePolicy(t, "max: {cpu: \"4\", memory: 8Gi}", "max: {cpu: \"4\", memory: 32Gi}")))
+	changed <- struct{}{}
+	agtest.EventuallyTrue(t, 10*time.Second, "the run after the change", func() bool { return len(logs.Events("audit.completed")) == 2 })
+	if got := [2]float64{gauge("agents", "resources"), gauge("agents", "images")}; got != [2]float64{-1, 2} {
+		t.Errorf("after the change, resources, images = %v, want no resources series and 2", got)
+	}
+	cancel()
+	<-done
+	if n := testutil.CollectAndCount(a.violations); n != 0 {
+		t.Errorf("%d violation series after Run returned: a replica that stopped leading must not report", n)
+	}
+}
