@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,16 +14,22 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 
+	"agentgate.io/agentgate/cluster"
 	"agentgate.io/agentgate/policy"
 )
 
@@ -173,6 +180,14 @@ func exportedMetrics(t *testing.T) (map[string]bool, map[string]dto.MetricType) 
 		}
 		families[n] = f.GetType()
 		for _, s := range seriesNames(n, f.GetType()) {
+			series[s] = true
+		}
+	}
+	// The background audit runs only with a cluster (serve --kubeconfig): one run over a pod that fails the
+	// default policy gives every family it exports, named by the code that registers them.
+	for n, typ := range backgroundAuditFamilies(t) {
+		families[n] = typ
+		for _, s := range seriesNames(n, typ) {
 			series[s] = true
 		}
 	}
@@ -448,4 +463,38 @@ func TestPromQLMetricNames(t *testing.T) {
 	if got, ok := labelValuesQuery("label_values(agentgate_policy_info{job=~\"$job\"}, policy)"); !ok || got != `agentgate_policy_info{job=~"$job"}` {
 		t.Errorf("label_values: %q, %v", got, ok)
 	}
+}
+
+func backgroundAuditFamilies(t *testing.T) map[string]dto.MetricType {
+	t.Helper()
+	bad := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "agents"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "elsewhere.example/x:1"}}},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pods, err := cluster.StartPodCache(ctx, fake.NewClientset(bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pods.WaitSynced(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a := &cluster.BackgroundAudit{Pods: pods, Policies: func() *policy.Set { return policy.NewSet(policy.Default()) }}
+	reg := prometheus.NewRegistry()
+	if err := a.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	if sum := a.RunOnce(); sum.Violating != 1 {
+		t.Fatalf("background audit: %+v, want the pod violating", sum)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]dto.MetricType{}
+	for _, f := range mfs {
+		out[f.GetName()] = f.GetType()
+	}
+	return out
 }

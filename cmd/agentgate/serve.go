@@ -66,6 +66,7 @@ type serveFlags struct {
 	policyPollPeriod time.Duration
 	adminGroups      repeatedFlag
 	podTemplateKinds podTemplateKindFlag
+	auditInterval    time.Duration
 
 	// Validated forms of the flags above, set by parseServeFlags.
 	level          slog.Level
@@ -113,6 +114,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "keep serving this long after SIGTERM with /readyz failing, so endpoints drop this replica first")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.digestTimeout, "digest-timeout", webhook.DefaultDigestTimeout, "how long resolving one image tag to a digest may take (policies with images.pinDigests)")
+	fs.DurationVar(&f.auditInterval, "audit-interval", time.Hour, "with a cluster and --namespace: how often the background audit judges the running agent pods (also after each policy change; one replica at a time, lease agentgate-audit); 0 disables it")
 	fs.DurationVar(&f.policyPollPeriod, "policy-poll-interval", 250*time.Millisecond, "how often --policy-file files are re-read")
 	fs.Var(&f.podTemplateKinds, "pod-template-kind", podTemplateKindUsage)
 	fs.Var(&f.adminGroups, "admin-groups", "groups that may remove agentgate.io/agents from a namespace or switch a policy ConfigMap off (/validate-guard); repeatable or comma-separated (default system:masters)")
@@ -248,6 +250,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 			log.Info("declared pod-template kinds not checked against an API server (no cluster)", "event", "kinds.unchecked")
 		}
 	}
+	var audit *cluster.BackgroundAudit
+	if pods, ok := opts.Pods.(*cluster.PodCache); ok && f.auditInterval > 0 {
+		audit = &cluster.BackgroundAudit{Pods: pods, NamespaceLabels: opts.Namespaces.Labels, Interval: f.auditInterval, Logger: log}
+		if err := audit.Register(opts.Registry); err != nil {
+			fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
+			return 2
+		}
+	}
 	var selfSigned *selfSignedFiles
 	if f.certSecret != "" {
 		rot, code := certRotator(f, client, opts.Registry, log, stderr)
@@ -299,6 +309,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 			"hint", fmt.Sprintf("curl --cacert %s -H 'Content-Type: application/json' --data @examples/review-pod.json https://%s/validate",
 				selfSigned.ca, net.JoinHostPort(host, fmt.Sprint(addr.Port))))
 	}
+	if audit != nil {
+		startBackgroundAudit(ctx, f, client, srv, audit, log)
+	}
 	if started != nil {
 		started(srv)
 	}
@@ -307,6 +320,31 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		return 1
 	}
 	return 0
+}
+
+// startBackgroundAudit runs the audit on the replica that holds the lease agentgate-audit in agentgate's
+// namespace, judged by the policies this server has in force.
+func startBackgroundAudit(ctx context.Context, f *serveFlags, client kubernetes.Interface, srv *webhook.Server, audit *cluster.BackgroundAudit, log *slog.Logger) {
+	ns := serveNamespace(f)
+	if ns == "" {
+		// Namespace labels and the preview need no namespace; refusing to start for the audit's sake would
+		// break them. Said once, at start.
+		log.Warn("no background audit: its lease needs --namespace (or $POD_NAMESPACE)", "event", "audit.disabled")
+		return
+	}
+	identity := os.Getenv("POD_NAME")
+	if identity == "" {
+		identity, _ = os.Hostname()
+	}
+	audit.Policies = func() *policy.Set { return srv.Policies().Snapshot().Set }
+	audit.Changed = srv.Policies().Changes()
+	go func() {
+		err := cluster.RunAsLeader(ctx, cluster.LeaderOptions{Client: client, Namespace: ns, Name: "agentgate-audit", Identity: identity, Logger: log}, audit.Run)
+		if err != nil {
+			log.Error("background audit not started", "event", "audit.failed", "error", err.Error())
+		}
+	}()
+	log.Info("background audit", "event", "audit.scheduled", "interval", f.auditInterval.String(), "lease", ns+"/agentgate-audit", "identity", identity)
 }
 
 // selfSignedFiles is where a self-signed pair made at start was written.
