@@ -89,7 +89,15 @@ func TestServiceAccountHasLeastPrivilege(t *testing.T) {
 		{authorizationv1.ResourceAttributes{Verb: "update", Resource: "secrets", Namespace: systemNamespace, Name: "agentgate-tls"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: "agentgate"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Name: "agentgate"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace}, true},
+		{authorizationv1.ResourceAttributes{Verb: "get", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-audit"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-audit"}, true},
 		// and nothing more:
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "log", Namespace: "default", Name: "x"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "someone-elses"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-audit"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system", Name: "agentgate-audit"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "list", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace}, false},
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default", Name: "anything"}, false},
 		// Listing and watching secrets is what the service-account token Secret informer needs (its requests ask
 		// for metadata only, with a type field selector, which RBAC cannot express); reading one is not granted.

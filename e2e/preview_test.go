@@ -11,6 +11,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"agentgate.io/agentgate/internal/testutil"
@@ -87,5 +88,53 @@ func TestDryRunOfAStricterPolicyPreviewsItsEffect(t *testing.T) {
 	}
 	if _, err := env.client.CoreV1().ConfigMaps(systemNamespace).Get(ctx, cm.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the dry run stored the policy ConfigMap (err %v)", err)
+	}
+}
+
+// TestBackgroundAuditCountsWhatRunsAgainstThePolicy: a pod created while its namespace was outside the sandbox
+// runs on once the namespace is labelled; the next policy change makes the background audit (the suite's
+// agentgate holds the lease agentgate-audit) log it as audit.violation and count it in
+// agentgate_audit_violations{policy,check}.
+func TestBackgroundAuditCountsWhatRunsAgainstThePolicy(t *testing.T) {
+	requireServer(t)
+	ns := plainNamespace(t)
+	bad := agentPod("host-pid")
+	bad.Spec.HostPID = true
+	if _, err := env.client.CoreV1().Pods(ns).Create(ctx, bad, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	patch := []byte(`{"metadata":{"labels":{"` + agentLabel + `":"true"}}}`)
+	if _, err := env.client.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A policy change: a second policy that selects no namespace, so that it changes no verdict.
+	cms := env.client.CoreV1().ConfigMaps(systemNamespace)
+	trigger := policyConfigMap("agentgate-policy-audit-trigger", "apiVersion: agentgate.io/v1alpha1\nkind: AgentPolicy\nmetadata: {name: audit-trigger}\nspec:\n  match:\n    namespaceSelector: {matchLabels: {e2e.agentgate.io/none: \"true\"}}\n")
+	if _, err := cms.Create(ctx, trigger, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cms.Delete(ctx, trigger.Name, metav1.DeleteOptions{}) })
+
+	testutil.Eventually(t, 60*time.Second, "audit.violation for the pod", func() error {
+		logs, err := os.ReadFile(env.server.logPath)
+		if err != nil {
+			return err
+		}
+		for _, e := range testutil.Events(logs, "audit.violation") {
+			if e["namespace"] == ns && e["pod"] == bad.Name {
+				checks, _ := e["checks"].([]any)
+				if !slices.Contains(checks, any("agents/hostNamespaces")) {
+					return fmt.Errorf("audit.violation without agents/hostNamespaces: %v", e)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no audit.violation for %s/%s yet", ns, bad.Name)
+	})
+	if v := env.server.metric(t, "agentgate_audit_violations", `policy="agents"`, `check="hostNamespaces"`); v < 1 {
+		t.Errorf("agentgate_audit_violations{policy=agents,check=hostNamespaces} = %v, want at least this test's pod", v)
+	}
+	if v := env.server.metric(t, "agentgate_audit_last_run_timestamp_seconds"); v < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("agentgate_audit_last_run_timestamp_seconds = %v", v)
 	}
 }
