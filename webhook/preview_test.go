@@ -113,3 +113,29 @@ func TestWebhookPolicyPreviewCacheNotSynced(t *testing.T) {
 		t.Errorf("warnings %q, want %q", resp.Warnings, want)
 	}
 }
+
+// panickyPods stands for a bug met while previewing (cluster.Preview on some cached pod).
+type panickyPods struct{}
+
+func (panickyPods) Running(string) []*cluster.StoredPod { panic("pod cache exploded") }
+func (panickyPods) Ready() error                        { return nil }
+
+// TestWebhookPolicyPreviewPanicIsAWarning: a panic in the preview costs the preview, not the validation: the
+// valid policy is admitted with one warning (an HTTP 500 would let failurePolicy Ignore admit anything, an
+// invalid policy included), and preview.failed is logged.
+func TestWebhookPolicyPreviewPanicIsAWarning(t *testing.T) {
+	ts := startServer(t, Options{AgentPods: panickyPods{}})
+	label := map[string]string{policy.ConfigMapLabel: "true"}
+	cm := policyConfigMap("agents", label, map[string]string{"policy.yaml": string(policyDoc(t))})
+	resp := ts.answer("/validate-policy", rv{gvk: cmGVK, namespace: cm.Namespace, name: cm.Name, obj: cm})
+	requireAllowed(t, resp)
+	want := []string{`policy "agents": preview of its effect on running agent pods not run: internal error (logged as preview.failed)`}
+	if !slices.Equal(resp.Warnings, want) {
+		t.Errorf("warnings %q, want %q", resp.Warnings, want)
+	}
+	if evs := ts.logs.Events("preview.failed"); len(evs) != 1 || evs[0]["panic"] != "pod cache exploded" {
+		t.Errorf("preview.failed events: %v", evs)
+	}
+	invalid := policyConfigMap("agents", label, map[string]string{"policy.yaml": string(policyDoc(t, "mode: enforce", "mode: sometimes"))})
+	requireDenied(t, ts.answer("/validate-policy", rv{gvk: cmGVK, namespace: invalid.Namespace, name: invalid.Name, obj: invalid}), "data[policy.yaml].spec.mode")
+}
