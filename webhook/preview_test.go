@@ -119,12 +119,15 @@ type panickyPods struct{}
 
 func (panickyPods) Running(string) []*cluster.StoredPod { panic("pod cache exploded") }
 func (panickyPods) Ready() error                        { return nil }
+func (panickyPods) Pod(context.Context, string, string) (*corev1.Pod, error) {
+	panic("pod cache exploded")
+}
 
 // TestWebhookPolicyPreviewPanicIsAWarning: a panic in the preview costs the preview, not the validation: the
 // valid policy is admitted with one warning (an HTTP 500 would let failurePolicy Ignore admit anything, an
 // invalid policy included), and preview.failed is logged.
 func TestWebhookPolicyPreviewPanicIsAWarning(t *testing.T) {
-	ts := startServer(t, Options{AgentPods: panickyPods{}})
+	ts := startServer(t, Options{Pods: panickyPods{}})
 	label := map[string]string{policy.ConfigMapLabel: "true"}
 	cm := policyConfigMap("agents", label, map[string]string{"policy.yaml": string(policyDoc(t))})
 	resp := ts.answer("/validate-policy", rv{gvk: cmGVK, namespace: cm.Namespace, name: cm.Name, obj: cm})
