@@ -17,6 +17,7 @@ Usage:
   agentgate serve [flags]           serve /mutate, /validate, /validate-policy over HTTPS
   agentgate check [flags] PATH...   judge manifests offline (files, folders, - for stdin)
   agentgate audit [flags]           judge what already runs on a cluster (read-only)
+  agentgate checklist [flags]       the pre-production checklist, verified on a cluster (read-only)
   agentgate version
 
 Run "agentgate COMMAND -h" for a command's flags.
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runCheck(args[1:], stdin, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
+	case "checklist":
+		return runChecklist(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return 0
