@@ -22,8 +22,8 @@ const MinCertValidity = 30 * 24 * time.Hour
 // EgressPolicyName is the NetworkPolicy agentgate keeps in every agent namespace.
 const EgressPolicyName = "agentgate-egress"
 
-// metadataIP stands for 169.254.0.0/16, the link-local range of cloud metadata services.
-var metadataIP, linkLocal = net.ParseIP("169.254.169.254"), net.ParseIP("169.254.0.0")
+// linkLocalNet is 169.254.0.0/16, the link-local range of cloud metadata services.
+var _, linkLocalNet, _ = net.ParseCIDR("169.254.0.0/16")
 
 // verifyServing says whether the serving certificate chain verifies against caBundle for dnsName, and whether
 // its leaf outlives now+MinCertValidity.
@@ -163,7 +163,7 @@ func reachesMetadata(np *networkingv1.NetworkPolicy) string {
 				continue // pod and namespace selectors select pod IPs, never link-local addresses
 			}
 			_, cidr, err := net.ParseCIDR(peer.IPBlock.CIDR)
-			if err != nil || !(cidr.Contains(metadataIP) || cidr.Contains(linkLocal)) {
+			if err != nil || !overlaps(cidr, linkLocalNet) {
 				continue
 			}
 			excluded := false
@@ -171,7 +171,7 @@ func reachesMetadata(np *networkingv1.NetworkPolicy) string {
 				// Only an exception covering the whole /16 blocks it: a /32 for 169.254.169.254 leaves the
 				// rest of link-local (other metadata endpoints, e.g. 169.254.170.2) reachable.
 				if _, e, err := net.ParseCIDR(ex); err == nil {
-					if ones, _ := e.Mask.Size(); ones <= 16 && e.Contains(linkLocal) {
+					if covers(e, linkLocalNet) || covers(e, cidr) {
 						excluded = true
 					}
 				}
@@ -182,6 +182,15 @@ func reachesMetadata(np *networkingv1.NetworkPolicy) string {
 		}
 	}
 	return ""
+}
+
+func overlaps(a, b *net.IPNet) bool { return a.Contains(b.IP) || b.Contains(a.IP) }
+
+// covers says whether outer holds all of inner.
+func covers(outer, inner *net.IPNet) bool {
+	o, _ := outer.Mask.Size()
+	i, _ := inner.Mask.Size()
+	return outer.Contains(inner.IP) && o <= i && len(outer.IP) == len(inner.IP)
 }
 
 // flagValue reads --name=value or --name value from a container's args; ok is false when absent.

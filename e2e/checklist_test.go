@@ -1,0 +1,352 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+type checklistItem struct {
+	ID       string   `json:"id"`
+	Status   string   `json:"status"`
+	Evidence []string `json:"evidence"`
+	Remedy   string   `json:"remedy"`
+}
+
+type checklistReport struct {
+	Items   []checklistItem `json:"items"`
+	Summary struct{ Pass, Fail, Unknown int }
+}
+
+func runChecklist(t *testing.T, args ...string) (int, checklistReport, string) {
+	t.Helper()
+	requireServer(t)
+	cmd := exec.Command(env.server.bin, append([]string{"checklist", "-o", "json"}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var r checklistReport
+	if code != 2 {
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("checklist -o json: %v\n%s\nstderr: %s", err, out.String(), errOut.String())
+		}
+	}
+	return code, r, errOut.String()
+}
+
+func statuses(r checklistReport) map[string]string {
+	m := map[string]string{}
+	for _, it := range r.Items {
+		m[it.ID] = it.Status
+	}
+	return m
+}
+
+func itemOf(r checklistReport, id string) checklistItem {
+	for _, it := range r.Items {
+		if it.ID == id {
+			return it
+		}
+	}
+	return checklistItem{}
+}
+
+// checklistSetup is a full setup the way manifests/base makes one, in a namespace of its own (so that what other
+// tests leave in the shared cluster is not judged): a copy of the default policy selecting only this test's
+// agent namespace, agentgate's Deployment and Secret (read for their flags and certificate, never run), and the
+// suite's webhook configurations (served by the child process on loopback).
+type checklistSetup struct {
+	system, agents, policyYAML string
+	args                       []string
+}
+
+func (c *checklistSetup) run(t *testing.T) (int, checklistReport) {
+	t.Helper()
+	code, r, stderr := runChecklist(t, "--kubeconfig", env.kubeconfig, "--namespace", c.system, "--webhook-configuration", e2eWebhookName)
+	if code == 2 {
+		t.Fatalf("checklist could not run: %s", stderr)
+	}
+	return code, r
+}
+
+func (c *checklistSetup) putPolicy(t *testing.T, doc string) {
+	t.Helper()
+	cm := policyConfigMap("agentgate-policy-checklist", doc)
+	cm.Namespace = c.system
+	ctx := context.Background()
+	if _, err := env.client.CoreV1().ConfigMaps(c.system).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		if _, err := env.client.CoreV1().ConfigMaps(c.system).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (c *checklistSetup) putDeployment(t *testing.T, args []string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(env.root, "manifests", "base", "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d appsv1.Deployment
+	if err := yaml.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	d.Namespace = c.system
+	d.Spec.Template.Spec.Containers[0].Args = args
+	ctx := context.Background()
+	if old, err := env.client.AppsV1().Deployments(c.system).Get(ctx, d.Name, metav1.GetOptions{}); err == nil {
+		old.Spec.Template.Spec.Containers[0].Args = args
+		if _, err := env.client.AppsV1().Deployments(c.system).Update(ctx, old, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if _, err := env.client.AppsV1().Deployments(c.system).Create(ctx, &d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newChecklistSetup(t *testing.T) *checklistSetup {
+	t.Helper()
+	ctx := context.Background()
+	system, err := env.createNamespace(ctx, "checklist-system", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := agentNamespace(t)
+	runLabel := "checklist.agentgate.io/run"
+	ns, err := env.client.CoreV1().Namespaces().Get(ctx, agents, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels[runLabel] = agents
+	if _, err := env.client.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.ReadFile(filepath.Join(env.root, "manifests", "base", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &checklistSetup{system: system, agents: agents}
+	c.policyYAML = strings.Replace(string(base), `agentgate.io/agents: "true"`, fmt.Sprintf("%s: %s", runLabel, agents), 1)
+	c.putPolicy(t, c.policyYAML)
+
+	deploy, err := os.ReadFile(filepath.Join(env.root, "manifests", "base", "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d appsv1.Deployment
+	if err := yaml.Unmarshal(deploy, &d); err != nil {
+		t.Fatal(err)
+	}
+	c.args = d.Spec.Template.Spec.Containers[0].Args
+	c.putDeployment(t, c.args)
+
+	crt, err := os.ReadFile(filepath.Join(env.server.certDir, "tls.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "agentgate-tls", Namespace: system}, Data: map[string][]byte{"tls.crt": crt}}
+	if _, err := env.client.CoreV1().Secrets(system).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	np := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "agentgate-egress", Namespace: agents},
+		Spec: networkingv1.NetworkPolicySpec{
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+			Egress: []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{
+				CIDR: "0.0.0.0/0", Except: []string{"169.254.0.0/16", "10.0.0.0/8"},
+			}}}}},
+		},
+	}
+	if _, err := env.client.NetworkingV1().NetworkPolicies(agents).Create(ctx, np, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A running agent pod, stored as agentgate hardened it.
+	if _, err := env.client.CoreV1().Pods(agents).Create(ctx, agentPod("runner"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestChecklistFullSetupPasses: every item the checklist can judge on this cluster passes (alerts is unknown:
+// no Prometheus Operator CRD here), the outside-the-cluster lines are unknown with their command; exit 0.
+func TestChecklistFullSetupPasses(t *testing.T) {
+	c := newChecklistSetup(t)
+	code, r := c.run(t)
+	want := map[string]string{
+		"tls": "pass", "token": "pass", "sandbox": "pass", "resources": "pass", "commands": "pass", "network": "pass",
+		"audit-logs": "pass", "alerts": "unknown", "rotation": "pass",
+		"kube-bench": "unknown", "anonymous-auth": "unknown", "dashboard": "unknown", "bastion": "unknown",
+	}
+	got := statuses(r)
+	for id, s := range want {
+		if got[id] != s {
+			t.Errorf("%s: %s, want %s: %q", id, got[id], s, itemOf(r, id).Evidence)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("items %v, want %v", got, want)
+	}
+	if code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	if it := itemOf(r, "tls"); !strings.Contains(strings.Join(it.Evidence, "\n"), "TLS 1.3") {
+		t.Errorf("tls evidence does not say TLS 1.3: %q", it.Evidence)
+	}
+	if it := itemOf(r, "kube-bench"); !strings.Contains(it.Remedy, "kube-bench run") {
+		t.Errorf("kube-bench remedy %q", it.Remedy)
+	}
+	if r.Summary.Pass != 8 || r.Summary.Fail != 0 || r.Summary.Unknown != 5 {
+		t.Errorf("summary %+v", r.Summary)
+	}
+}
+
+// TestChecklistEachItemFailsOnItsOwn breaks one part at a time and restores it: that item fails with evidence
+// naming the object, every other item keeps its status, exit 1.
+func TestChecklistEachItemFailsOnItsOwn(t *testing.T) {
+	c := newChecklistSetup(t)
+	ctx := context.Background()
+	_, baseline := c.run(t)
+	before := statuses(baseline)
+	blocked := regexp.MustCompile(`(?s)    blocked: \[.*?\]\n    allowed`)
+	for _, tc := range []struct {
+		item, evidence string
+		breakIt        func(t *testing.T)
+		restore        func(t *testing.T)
+	}{
+		{"sandbox", "policy agents: spec.mode is warn",
+			func(t *testing.T) {
+				c.putPolicy(t, strings.Replace(c.policyYAML, "  mode: enforce", "  mode: warn", 1))
+			},
+			func(t *testing.T) { c.putPolicy(t, c.policyYAML) }},
+		{"resources", "policy agents: spec.resources.max.cpu is not set",
+			func(t *testing.T) {
+				c.putPolicy(t, strings.Replace(c.policyYAML, "    max: {cpu: \"4\", memory: 8Gi}\n", "", 1))
+			},
+			func(t *testing.T) { c.putPolicy(t, c.policyYAML) }},
+		{"commands", "policy agents: spec.commands.blocked is empty",
+			func(t *testing.T) {
+				c.putPolicy(t, blocked.ReplaceAllString(c.policyYAML, "    blocked: []\n    allowed"))
+			},
+			func(t *testing.T) { c.putPolicy(t, c.policyYAML) }},
+		{"network", "NetworkPolicy " + c.agents + "/open-metadata: spec.egress[0].to[0].ipBlock 169.254.169.254/32",
+			func(t *testing.T) {
+				np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "open-metadata"}, Spec: networkingv1.NetworkPolicySpec{
+					PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
+					PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+					Egress:      []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "169.254.169.254/32"}}}}},
+				}}
+				if _, err := env.client.NetworkingV1().NetworkPolicies(c.agents).Create(ctx, np, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T) {
+				if err := env.client.NetworkingV1().NetworkPolicies(c.agents).Delete(ctx, "open-metadata", metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{"token", "ServiceAccount " + c.agents + "/default may get secrets, list secrets",
+			func(t *testing.T) {
+				role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "leaky"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list"}}}}
+				if _, err := env.client.RbacV1().Roles(c.agents).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				// Bound to the group, not the account: the same grant spelled another way.
+				rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "leaky"},
+					RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "leaky"},
+					Subjects: []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "system:serviceaccounts:" + c.agents}}}
+				if _, err := env.client.RbacV1().RoleBindings(c.agents).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T) {
+				if err := env.client.RbacV1().RoleBindings(c.agents).Delete(ctx, "leaky", metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{"audit-logs", "Deployment " + c.system + "/agentgate: --log-level=error",
+			func(t *testing.T) { c.putDeployment(t, append(append([]string{}, c.args...), "--log-level", "error")) },
+			func(t *testing.T) { c.putDeployment(t, c.args) }},
+		{"rotation", "Deployment " + c.system + "/agentgate: no --cert-secret",
+			func(t *testing.T) {
+				var args []string
+				for _, a := range c.args {
+					if !strings.HasPrefix(a, "--cert-secret") {
+						args = append(args, a)
+					}
+				}
+				c.putDeployment(t, append(args, "--cert-dir=/certs"))
+			},
+			func(t *testing.T) { c.putDeployment(t, c.args) }},
+	} {
+		t.Run(tc.item, func(t *testing.T) {
+			tc.breakIt(t)
+			code, r := c.run(t)
+			tc.restore(t)
+			it := itemOf(r, tc.item)
+			if it.Status != "fail" || !strings.Contains(strings.Join(it.Evidence, "\n"), tc.evidence) || it.Remedy == "" {
+				t.Errorf("%s: %s, want fail with evidence %q: %q (remedy %q)", tc.item, it.Status, tc.evidence, it.Evidence, it.Remedy)
+			}
+			for id, s := range statuses(r) {
+				if id != tc.item && s != before[id] {
+					t.Errorf("%s changed from %s to %s: %q", id, before[id], s, itemOf(r, id).Evidence)
+				}
+			}
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+		})
+	}
+	if _, r := c.run(t); fmt.Sprint(statuses(r)) != fmt.Sprint(before) {
+		t.Errorf("after restoring: %v, want %v", statuses(r), before)
+	}
+}
+
+// TestChecklistCannotRun: no cluster configuration, or an API server that does not answer, is exit 2 with the
+// reason, not a report of unknowns.
+func TestChecklistCannotRun(t *testing.T) {
+	dir := t.TempDir()
+	dead := filepath.Join(dir, "kubeconfig")
+	cfg := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\n" +
+		"users: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+	if err := os.WriteFile(dead, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--kubeconfig", dead}, "API server unreachable"},
+		{[]string{"--kubeconfig", filepath.Join(dir, "missing")}, "no cluster configuration"},
+		{[]string{"--kubeconfig", env.kubeconfig, "-o", "yaml"}, `-o "yaml"`},
+	} {
+		code, _, stderr := runChecklist(t, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
