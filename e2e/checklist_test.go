@@ -18,6 +18,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 )
 
@@ -347,6 +348,37 @@ func TestChecklistCannotRun(t *testing.T) {
 		code, _, stderr := runChecklist(t, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+// TestChecklistForbiddenIsUnknown: a caller who may read nothing gets unknown items with the reason (Forbidden),
+// never a pass and never a crash; unknown alone exits 0.
+func TestChecklistForbiddenIsUnknown(t *testing.T) {
+	newChecklistSetup(t) // something to hide
+	cfg, err := clientcmd.LoadFromFile(env.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range cfg.AuthInfos {
+		u.Impersonate = "checklist-nobody"
+	}
+	nobody := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, nobody); err != nil {
+		t.Fatal(err)
+	}
+	code, r, stderr := runChecklist(t, "--kubeconfig", nobody, "--webhook-configuration", e2eWebhookName)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0 (unknown does not fail): %s", code, stderr)
+	}
+	for _, it := range r.Items {
+		if it.Status != "unknown" {
+			t.Errorf("%s: %s, want unknown: %q", it.ID, it.Status, it.Evidence)
+		}
+	}
+	for _, id := range []string{"tls", "token", "sandbox", "network", "rotation"} {
+		if ev := strings.Join(itemOf(r, id).Evidence, "\n"); !strings.Contains(ev, "forbidden") {
+			t.Errorf("%s: evidence does not name the Forbidden: %q", id, ev)
 		}
 	}
 }
