@@ -2,13 +2,13 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "sigs.k8s.io/json"
 )
 
@@ -21,7 +21,7 @@ const strictPod = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","label
 func TestUnmarshalStrictRefuses(t *testing.T) {
 	cases := []struct {
 		name, old, new string
-		wantStrict     string // the StrictFieldError message, "" for another error
+		wantStrict     string // the message of an unknown or duplicate field, "" for another error
 		stricter       bool   // sigs.k8s.io/json accepted it (invalid UTF-8 became U+FFFD)
 	}{
 		{"unknown field", `"containers":`, `"hostEverything":true,"containers":`, `unknown field "spec.hostEverything"`, false},
@@ -40,8 +40,7 @@ func TestUnmarshalStrictRefuses(t *testing.T) {
 		{"bad quantity", `"cpu":"1"`, `"cpu":"one"`, "", false},
 		{"fraction into int", `"containerPort":80`, `"containerPort":80.5`, "", false},
 	}
-	gk := schema.GroupKind{Kind: "Pod"}
-	if _, err := DecodeWorkload(gk, []byte(strictPod)); err != nil {
+	if err := UnmarshalStrict([]byte(strictPod), &corev1.Pod{}); err != nil {
 		t.Fatalf("the base pod does not decode: %v", err)
 	}
 	for _, tc := range cases {
@@ -50,12 +49,16 @@ func TestUnmarshalStrictRefuses(t *testing.T) {
 				t.Fatalf("test setup: %q not in the pod", tc.old)
 			}
 			data := []byte(strings.Replace(strictPod, tc.old, tc.new, 1))
-			_, err := DecodeWorkload(gk, data)
+			err := UnmarshalStrict(data, &corev1.Pod{})
 			if err == nil {
 				t.Fatalf("decoded: %s", data)
 			}
-			if got := IsStrictError(err); got != (tc.wantStrict != "") {
-				t.Errorf("IsStrictError = %v: %v", got, err)
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("%T is no *DecodeError: %v", err, err)
+			}
+			if got := de.Has(ProblemUnknown) || de.Has(ProblemDuplicate); got != (tc.wantStrict != "") {
+				t.Errorf("unknown or duplicate = %v: %v", got, err)
 			}
 			if tc.wantStrict != "" && !strings.HasSuffix(err.Error(), tc.wantStrict) {
 				t.Errorf("error %q, want it to end with %q", err, tc.wantStrict)

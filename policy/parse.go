@@ -2,19 +2,18 @@ package policy
 
 import (
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
+	json "github.com/go-json-experiment/json"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -61,19 +60,14 @@ func Parse(data []byte) (*Policy, field.ErrorList) {
 	if err != nil {
 		return nil, field.ErrorList{field.Invalid(root, "", "not a valid YAML document: "+err.Error())}
 	}
+	// Unknown fields are errors, but the rest of the document decodes, so that they are reported together
+	// with the validation's errors.
 	var ap AgentPolicy
-	strict, err := kjson.UnmarshalStrict(jsonData, &ap, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	unknown, err := UnmarshalKnown(jsonData, &ap)
 	if err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return nil, field.ErrorList{field.TypeInvalid(fieldPathOf(te.Field), te.Value, "cannot decode policy: "+err.Error())}
-		}
-		return nil, field.ErrorList{field.Invalid(root, "", "cannot decode policy: "+err.Error())}
+		return nil, decodeErrors(err)
 	}
-	var errs field.ErrorList
-	for _, e := range strict {
-		errs = append(errs, strictFieldError(e))
-	}
+	errs := fieldErrors(unknown)
 	applyDefaults(&ap.Spec)
 	p, verrs := compile(&ap)
 	errs = append(errs, verrs...)
@@ -83,18 +77,63 @@ func Parse(data []byte) (*Policy, field.ErrorList) {
 	return p, nil
 }
 
-// strictFieldError reports an unknown or duplicated field at its own path ("spec.images.alow"), so that
+// decodeErrors reports every field the decoder refused at its own path ("spec.images.alow"), so that
 // /validate-policy and kubectl show where it is, like every other field error.
-func strictFieldError(err error) *field.Error {
-	var fe kjson.FieldError
-	if !errors.As(err, &fe) {
-		return field.Invalid(field.NewPath(""), "", err.Error())
+func decodeErrors(err error) field.ErrorList {
+	if err == nil {
+		return nil
 	}
-	detail := "unknown field: decoding is strict; check its spelling and place against apiVersion " + APIVersion
-	if strings.HasPrefix(err.Error(), "duplicate field") {
-		detail = "duplicate field: the value would depend on which occurrence a decoder keeps"
+	var de *DecodeError
+	if !errors.As(err, &de) {
+		return field.ErrorList{field.Invalid(field.NewPath(""), "", "cannot decode policy: "+err.Error())}
 	}
-	return field.Forbidden(fieldPathOf(fe.FieldPath()), detail)
+	var errs field.ErrorList
+	if de.Err != nil {
+		errs = append(errs, field.Invalid(field.NewPath(""), "", "cannot decode policy: "+de.Err.Error()))
+	}
+	return append(errs, fieldErrors(de.Fields)...)
+}
+
+func fieldErrors(fields []FieldError) field.ErrorList {
+	var errs field.ErrorList
+	for _, f := range fields {
+		path := field.NewPath("")
+		if f.Path != "" {
+			path = fieldPathOf(f.Path)
+		}
+		switch f.Problem {
+		case ProblemUnknown:
+			errs = append(errs, field.Forbidden(path, "unknown field: decoding is strict; check its spelling and place against apiVersion "+APIVersion))
+		case ProblemDuplicate:
+			errs = append(errs, field.Forbidden(path, "duplicate field: the value would depend on which occurrence a decoder keeps"))
+		default:
+			errs = append(errs, field.TypeInvalid(path, jsonKindName(f.Err), "cannot decode policy: "+f.Err.Error()))
+		}
+	}
+	return errs
+}
+
+// jsonKindName is the JSON kind the decoder found ("number", "string"…), the bad value of a type error.
+func jsonKindName(err error) string {
+	var sem *json.SemanticError
+	if !errors.As(err, &sem) {
+		return ""
+	}
+	switch sem.JSONKind {
+	case 'n':
+		return "null"
+	case 'f', 't':
+		return "boolean"
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	}
+	return ""
 }
 
 // fieldPathOf turns a decoder's dotted path ("spec.exempt.containers[0].nme") back into a field.Path.

@@ -215,7 +215,8 @@ func (k PodTemplateKind) Decode(data []byte) (*Workload, error) {
 	fail := func(e *field.Error) (*Workload, error) { return nil, &TemplateError{Kind: k, Err: e} }
 	var top map[string]jsontext.Value
 	if err := UnmarshalStrict(data, &top); err != nil {
-		if IsStrictError(err) {
+		var de *DecodeError
+		if errors.As(err, &de) && de.Has(ProblemDuplicate) {
 			return fail(decodeError(nil, err))
 		}
 		return fail(&field.Error{Type: field.ErrorTypeInvalid, Detail: "not a JSON object: " + err.Error()})
@@ -235,7 +236,8 @@ func (k PodTemplateKind) Decode(data []byte) (*Workload, error) {
 		}
 	}
 	if v, ok := top["metadata"]; ok {
-		if err := UnmarshalStrict(v, &obj.ObjectMeta); err != nil {
+		// Unknown metadata fields are ignored, as in every other kind (README "Cluster upgrades").
+		if _, err := UnmarshalKnown(v, &obj.ObjectMeta); err != nil {
 			return fail(decodeError(field.NewPath("metadata"), err))
 		}
 	}
@@ -279,25 +281,41 @@ func (k PodTemplateKind) decodeTemplate(obj *TemplateObject, v jsontext.Value, f
 	if s, ok := members["spec"]; !ok || s.Kind() == 'n' {
 		return fail(field.Required(tp.Child("spec"), "a pod template has a spec: without one there is no pod to judge"))
 	}
-	if err := UnmarshalStrict(v, &obj.Template); err != nil {
+	// Fields of the template that agentgate's k8s.io/api does not know are the policy's to judge (check
+	// unknownFields), as in a Deployment's template.
+	unknown, err := UnmarshalKnown(v, &obj.Template)
+	if err != nil {
 		return fail(decodeError(tp, err))
 	}
-	return NewWorkload(obj)
+	w, err := NewWorkload(obj)
+	if err != nil {
+		return nil, err
+	}
+	var at strings.Builder
+	for _, seg := range k.Path {
+		at.WriteString("/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(seg))
+	}
+	for i := range unknown {
+		unknown[i].Path = tp.String() + "." + unknown[i].Path
+		unknown[i].Pointer = jsontext.Pointer(at.String()) + unknown[i].Pointer
+	}
+	w.Unknown = unknown
+	return w, nil
 }
 
-// decodeError places a strict decoder's error at its field under base.
+// decodeError places the decoder's first field error at its field under base.
 func decodeError(base *field.Path, err error) *field.Error {
-	var se *StrictFieldError
-	if errors.As(err, &se) {
-		p := joinPath(base, se.Path)
-		if se.Duplicate {
+	var de *DecodeError
+	if errors.As(err, &de) && len(de.Fields) > 0 {
+		f := de.Fields[0]
+		p := joinPath(base, f.Path)
+		switch f.Problem {
+		case ProblemDuplicate:
 			return field.Duplicate(p, "the value would depend on which occurrence a decoder keeps")
+		case ProblemUnknown:
+			return field.Forbidden(p, "unknown field: agentgate's k8s.io/api does not know it, so no check could see it")
 		}
-		return field.Forbidden(p, "unknown field: agentgate's k8s.io/api does not know it, so no check could see it")
-	}
-	var sem *jsonv2.SemanticError
-	if errors.As(err, &sem) {
-		return field.Invalid(joinPath(base, dottedPath(sem.JSONPointer)), "", "cannot decode: "+err.Error())
+		return field.Invalid(p, "", "cannot decode: "+f.Err.Error())
 	}
 	return field.Invalid(base, "", "cannot decode: "+err.Error())
 }

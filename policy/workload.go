@@ -1,13 +1,8 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
-	json "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +25,9 @@ type Workload struct {
 	PodMetaPath *field.Path
 	Spec        *corev1.PodSpec
 	SpecPath    *field.Path
+	// Unknown lists the object's fields that agentgate's k8s.io/api does not know (DecodeWorkload), in
+	// document order; nil for an object built in Go.
+	Unknown []FieldError
 }
 
 // IsPod says whether this is a bare Pod (mutated by the webhook) rather than a controller template.
@@ -56,7 +54,7 @@ var newObject = map[schema.GroupKind]func() runtime.Object{
 }
 
 // NewObject returns an empty typed object of a kind agentgate judges, for a caller that decodes it itself
-// (with UnmarshalStrict's options) and then calls NewWorkload.
+// (with UnmarshalStrict) and then calls NewWorkload, or DecodeWorkloadAfter when that fails.
 func NewObject(gk schema.GroupKind) (runtime.Object, bool) {
 	mk, ok := newObject[gk]
 	if !ok {
@@ -78,92 +76,42 @@ func (e *UnsupportedKindError) Error() string {
 	return fmt.Sprintf("unsupported kind %q: agentgate judges Pods, ReplicationControllers and apps/v1 Deployment, ReplicaSet, StatefulSet, DaemonSet, batch/v1 Job, CronJob, agent-sandbox's Sandbox and SandboxTemplate, and the kinds declared with --pod-template-kind", e.GroupKind.String())
 }
 
-// DecodeWorkload decodes a JSON object of the given kind strictly: an unknown or duplicated field is an error,
-// because a field the decoder ignores is a field no check sees.
+// DecodeWorkload decodes a JSON object of the given kind. A duplicated field or an invalid value is an
+// error (*DecodeError): the object is ambiguous or unusable. A field that agentgate's k8s.io/api does not
+// know is not: the object is decoded without it, and the field is listed in Workload.Unknown, for the
+// policy to judge (check unknownFields) and the caller to count.
 func DecodeWorkload(gk schema.GroupKind, data []byte) (*Workload, error) {
+	return decodeWorkload(gk, data, nil)
+}
+
+// DecodeWorkloadAfter is DecodeWorkload for a caller whose own strict decode of data as that kind failed
+// with err (UnmarshalKnownAfter).
+func DecodeWorkloadAfter(gk schema.GroupKind, data []byte, err error) (*Workload, error) {
+	return decodeWorkload(gk, data, err)
+}
+
+func decodeWorkload(gk schema.GroupKind, data []byte, strictErr error) (*Workload, error) {
 	mk, ok := newObject[gk]
 	if !ok {
 		return nil, &UnsupportedKindError{GroupKind: gk}
 	}
 	obj := mk()
-	if err := UnmarshalStrict(data, obj); err != nil {
+	var unknown []FieldError
+	var err error
+	if strictErr != nil {
+		unknown, err = UnmarshalKnownAfter(data, obj, strictErr)
+	} else {
+		unknown, err = UnmarshalKnown(data, obj)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", gk.Kind, err)
 	}
-	return NewWorkload(obj)
-}
-
-// strictOptions: encoding/json/v2 semantics (its go-json-experiment mirror until the standard library's is
-// stable), which already match field names case-sensitively, refuse duplicate object member names (map keys
-// included) and invalid UTF-8, and here also refuse unknown members. That is what sigs.k8s.io/json's
-// UnmarshalStrict(DisallowDuplicateFields, DisallowUnknownFields) refused, at about 3 times the speed (the
-// decode path dominates admission cost: DESIGN.md "Speed", BENCHMARKS.md). Types with their own UnmarshalJSON
-// (resource.Quantity, intstr.IntOrString, metav1.Time, runtime.RawExtension) decode themselves, as before.
-var strictOptions = json.JoinOptions(json.RejectUnknownMembers(true), jsontext.AllowDuplicateNames(false), jsontext.AllowInvalidUTF8(false))
-
-// UnmarshalStrict decodes one JSON value into v, refusing unknown and duplicated fields and trailing data.
-// Options add to the strict ones (json.WithUnmarshalers, for example). An unknown or duplicated field is
-// reported as a *StrictFieldError, with the same wording sigs.k8s.io/json uses.
-func UnmarshalStrict(data []byte, v any, opts ...json.Options) error {
-	o := strictOptions
-	if len(opts) > 0 {
-		o = json.JoinOptions(append([]json.Options{strictOptions}, opts...)...)
+	w, err := NewWorkload(obj)
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(data, v, o); err != nil {
-		return strictError(err)
-	}
-	return nil
-}
-
-// StrictFieldError is an unknown or duplicated field: the input is ambiguous, not merely malformed.
-type StrictFieldError struct {
-	// Path is the field's dotted path ("spec.containers[0].securityContex").
-	Path      string
-	Duplicate bool
-	// Offset is the byte offset in the input.
-	Offset int64
-}
-
-func (e *StrictFieldError) Error() string {
-	if e.Duplicate {
-		return fmt.Sprintf("duplicate field %q", e.Path)
-	}
-	return fmt.Sprintf("unknown field %q", e.Path)
-}
-
-// IsStrictError says whether err is (or wraps) an unknown or duplicated field.
-func IsStrictError(err error) bool {
-	var se *StrictFieldError
-	return errors.As(err, &se)
-}
-
-func strictError(err error) error {
-	var sem *json.SemanticError
-	if errors.As(err, &sem) && errors.Is(sem.Err, json.ErrUnknownName) {
-		return &StrictFieldError{Path: dottedPath(sem.JSONPointer), Offset: sem.ByteOffset}
-	}
-	var syn *jsontext.SyntacticError
-	if errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName) {
-		return &StrictFieldError{Path: dottedPath(syn.JSONPointer), Duplicate: true, Offset: syn.ByteOffset}
-	}
-	return err
-}
-
-// dottedPath turns a JSON pointer ("/spec/containers/0/image") into the path style of field errors
-// ("spec.containers[0].image"). A pointer cannot tell an array index from a numeric member name: digits
-// are shown as an index.
-func dottedPath(p jsontext.Pointer) string {
-	var b strings.Builder
-	for tok := range p.Tokens() {
-		if _, err := strconv.Atoi(tok); err == nil && tok != "" && (tok == "0" || tok[0] != '0') {
-			b.WriteString("[" + tok + "]")
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(tok)
-	}
-	return b.String()
+	w.Unknown = unknown
+	return w, nil
 }
 
 // NewWorkload points into a typed object; changes made through the Workload change the object.
@@ -209,5 +157,6 @@ func (w *Workload) DeepCopy() *Workload {
 		// Unreachable: w was built by NewWorkload from the same type.
 		panic(err)
 	}
+	c.Unknown = w.Unknown // read-only once decoded
 	return c
 }
