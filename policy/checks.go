@@ -49,6 +49,7 @@ var checks = []check{
 	checkEnvSecrets,
 	checkRuntimeClass,
 	checkWindows,
+	checkUnknownFields,
 }
 
 // CheckIDs lists every check's ID in evaluation order.
@@ -81,6 +82,8 @@ type podView struct {
 	mayMountToken bool
 	// isTokenSecret is Namespace.IsTokenSecret: nil when the namespace's Secrets are unknown.
 	isTokenSecret func(name string) bool
+	// unknown are the pod spec's fields that agentgate's k8s.io/api does not know.
+	unknown []FieldError
 }
 
 // containerAt is one container of any kind. Its path is built only when a violation needs it.
@@ -140,6 +143,7 @@ func newPodView(p *Policy, w *Workload, rq Requester, exempted func(containerAt)
 		template:   !w.IsPod(),
 
 		mayMountToken: *p.Spec.ServiceAccountToken.Automount,
+		unknown:       podSpecUnknown(w),
 	}
 	pod.windowsAt = windowsScheduling(s, w.SpecPath)
 	pod.windows = pod.windowsAt.field != nil

@@ -169,6 +169,9 @@ func applyDefaults(s *Spec) {
 	if s.Windows == "" {
 		s.Windows = WindowsDeny
 	}
+	if s.UnknownFields == "" {
+		s.UnknownFields = UnknownFieldsDeny
+	}
 	sc := &s.SecurityContext
 	if sc.ReadOnlyRootFilesystem == nil {
 		sc.ReadOnlyRootFilesystem = ptrTo(true)
@@ -216,6 +219,7 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 	default:
 		errs = append(errs, field.NotSupported(sp.Child("windows"), s.Windows, []WindowsMode{WindowsDeny, WindowsSkipLinuxChecks}))
 	}
+	errs = append(errs, compileUnknownFields(s.UnknownFields, sp.Child("unknownFields"))...)
 
 	var e field.ErrorList
 	p.nsSelector, e = compileSelector(s.Match.NamespaceSelector, sp.Child("match", "namespaceSelector"))

@@ -266,6 +266,7 @@ func TestParseFieldErrors(t *testing.T) {
 		{"allowed relative path", "commands: {allowed: [./python3]}", "spec.commands.allowed[0]", field.ErrorTypeInvalid},
 		{"allowed pattern", "commands: {allowed: ['python*']}", "spec.commands.allowed[0]", field.ErrorTypeInvalid},
 		{"type mismatch", "mode: 5", "spec.mode", field.ErrorTypeTypeInvalid},
+		{"unknownFields", "unknownFields: allow", "spec.unknownFields", field.ErrorTypeNotSupported},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			head := policyHead
