@@ -58,8 +58,8 @@ func KubernetesVersion() string {
 	return "1." + minor
 }
 
-// podSpecUnknown is the part of w.Unknown inside the pod spec, which the policy judges.
-func podSpecUnknown(w *Workload) []FieldError {
+// PodSpecUnknown is the part of w.Unknown inside the pod spec, which the policy judges.
+func (w *Workload) PodSpecUnknown() []FieldError {
 	if len(w.Unknown) == 0 {
 		return nil
 	}

@@ -143,7 +143,7 @@ func newPodView(p *Policy, w *Workload, rq Requester, exempted func(containerAt)
 		template:   !w.IsPod(),
 
 		mayMountToken: *p.Spec.ServiceAccountToken.Automount,
-		unknown:       podSpecUnknown(w),
+		unknown:       w.PodSpecUnknown(),
 	}
 	pod.windowsAt = windowsScheduling(s, w.SpecPath)
 	pod.windows = pod.windowsAt.field != nil

@@ -235,12 +235,47 @@ func fieldError(err error) (FieldError, bool) {
 	return FieldError{}, false
 }
 
-// invalidValueError keeps the decoder's error, which says what was found and what the type wants, but
-// not its JSON pointer: FieldError.Path says where.
-func invalidValueError(sem *json.SemanticError) error {
-	c := *sem
-	c.JSONPointer, c.ByteOffset = "", 0
-	return &c
+// invalidValueError words the decoder's error itself: json/v2 words its own messages at random ("cannot"
+// or "unable to", so that nobody depends on them), and FieldError.Path already says where.
+func invalidValueError(sem *json.SemanticError) error { return &InvalidValueError{sem} }
+
+// InvalidValueError is a value its field's type refuses: a JSON kind the type does not take, or a value
+// the type's own decoder refuses (Err).
+type InvalidValueError struct{ sem *json.SemanticError }
+
+func (e *InvalidValueError) Error() string {
+	msg := "cannot decode"
+	if k := JSONKindName(e.sem.JSONKind); k != "" {
+		msg += " JSON " + k
+	}
+	if e.sem.GoType != nil {
+		msg += " into " + e.sem.GoType.String()
+	}
+	if e.sem.Err != nil {
+		msg += ": " + e.sem.Err.Error()
+	}
+	return msg
+}
+
+func (e *InvalidValueError) Unwrap() error { return e.sem }
+
+// JSONKindName names a JSON kind ("number", "string"…), "" for none.
+func JSONKindName(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 'f', 't':
+		return "boolean"
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	}
+	return ""
 }
 
 // withField adds the decoder's own finding to the walk's, unless the walk found it too: the walk and the
@@ -374,12 +409,15 @@ func (w *walker) object(t reflect.Type, path string) error {
 			}
 			continue
 		}
-		ptr, start := w.dec.StackPointer(), w.dec.InputOffset()
+		start, at := w.dec.InputOffset(), len(w.out)
+		w.add(FieldError{Problem: ProblemUnknown, Path: child, Pointer: w.dec.StackPointer(), Offset: start})
 		// Walked for duplicates: inside an unknown value they make the document just as ambiguous.
 		if err := w.value(nil, child); err != nil {
 			return err
 		}
-		w.add(FieldError{Problem: ProblemUnknown, Path: child, Pointer: ptr, Value: w.valueBetween(start, w.dec.InputOffset()), Offset: start})
+		if at < len(w.out) {
+			w.out[at].Value = w.valueBetween(start, w.dec.InputOffset())
+		}
 	}
 	_, err := w.dec.ReadToken()
 	return err

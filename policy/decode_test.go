@@ -3,9 +3,12 @@ package policy
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -126,4 +129,131 @@ func FuzzUnmarshalStrict(f *testing.F) {
 		differential(t, data, func() any { return &corev1.Pod{} })
 		differential(t, data, func() any { return &appsv1.Deployment{} })
 	})
+}
+
+// basePod has nested arrays (nodeSelectorTerms[].matchExpressions[]) for the walk's paths.
+const basePod = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","labels":{"app":"x"}},"spec":{` +
+	`"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"a","operator":"In","values":["b"]},{"key":"c","operator":"Exists"}]}]}}},` +
+	`"containers":[{"name":"a","image":"x","ports":[{"containerPort":80}]},{"name":"b","image":"y","resources":{"limits":{"cpu":"1"}}}]}}`
+
+func TestDecodeErrorPaths(t *testing.T) {
+	type fe struct {
+		problem Problem
+		path    string
+	}
+	cases := []struct {
+		name, old, new string
+		want           []fe // UnmarshalStrict's fields, in order
+		known          bool // UnmarshalKnown decodes it (only unknown fields)
+		syntax         bool // DecodeError.Err is set
+	}{
+		{"every unknown field, at every depth", `"containerPort":80}`, `"containerPort":80,"futurePort":1}`,
+			[]fe{{ProblemUnknown, "spec.containers[0].ports[0].futurePort"}}, true, false},
+		{"unknown in nested arrays", `"operator":"Exists"}`, `"operator":"Exists","futureOp":{"x":[1]}}`,
+			[]fe{{ProblemUnknown, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[1].futureOp"}}, true, false},
+		{"several unknown", `"name":"b"`, `"futureB":1,"name":"b","futureC":[{"d":2}]`,
+			[]fe{{ProblemUnknown, "spec.containers[1].futureB"}, {ProblemUnknown, "spec.containers[1].futureC"}}, true, false},
+		{"unknown at the root and in metadata and status", `"kind":"Pod",`, `"kind":"Pod","futureRoot":null,"status":{"futureStatus":1},"metadata":{"futureMeta":true},`,
+			nil, false, false}, // duplicate metadata: see want below
+		{"duplicate and unknown", `"image":"y"`, `"image":"y","futureX":1,"image":"z"`,
+			[]fe{{ProblemUnknown, "spec.containers[1].futureX"}, {ProblemDuplicate, "spec.containers[1].image"}}, false, false},
+		{"duplicate inside an unknown value", `"image":"y"`, `"image":"y","futureX":{"a":1,"a":2}`,
+			[]fe{{ProblemUnknown, "spec.containers[1].futureX"}, {ProblemDuplicate, "spec.containers[1].futureX.a"}}, false, false},
+		{"duplicate map key", `"labels":{"app":"x"}`, `"labels":{"app":"x","app":"x"}`,
+			[]fe{{ProblemDuplicate, "metadata.labels.app"}}, false, false},
+		{"duplicate in nested arrays", `"key":"c",`, `"key":"c","key":"d",`,
+			[]fe{{ProblemDuplicate, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[1].key"}}, false, false},
+		{"type error", `"containerPort":80`, `"containerPort":"80"`,
+			[]fe{{ProblemInvalid, "spec.containers[0].ports[0].containerPort"}}, false, false},
+		{"type error in nested arrays", `"values":["b"]`, `"values":"b"`,
+			[]fe{{ProblemInvalid, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values"}}, false, false},
+		{"quantity that does not parse", `"cpu":"1"`, `"cpu":"lots"`,
+			[]fe{{ProblemInvalid, "spec.containers[1].resources.limits.cpu"}}, false, false},
+		{"unknown, then a type error", `"containerPort":80}`, `"containerPort":80,"futurePort":1},{"containerPort":true}`,
+			[]fe{{ProblemUnknown, "spec.containers[0].ports[0].futurePort"}}, false, false},
+		{"a member name to escape", `"name":"b"`, `"name":"b","a/b~c":1`,
+			[]fe{{ProblemUnknown, "spec.containers[1].a/b~c"}}, true, false},
+		{"truncated", `{"cpu":"1"}}}]}}`, `{"cpu":"1"}}}]}`, nil, false, true},
+		{"trailing data", `{"cpu":"1"}}}]}}`, `{"cpu":"1"}}}]}} {}`, nil, false, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(basePod, tc.old) {
+				t.Fatalf("test setup: %q not in the pod", tc.old)
+			}
+			data := []byte(strings.Replace(basePod, tc.old, tc.new, 1))
+			if tc.name == "unknown at the root and in metadata and status" {
+				// Two "metadata" members: a duplicate at the root, after the unknown ones.
+				tc.want = []fe{{ProblemUnknown, "futureRoot"}, {ProblemUnknown, "status.futureStatus"}, {ProblemUnknown, "metadata.futureMeta"}, {ProblemDuplicate, "metadata"}}
+			}
+			err := UnmarshalStrict(data, &corev1.Pod{})
+			var de *DecodeError
+			if !errors.As(fmt.Errorf("wrapped: %w", err), &de) {
+				t.Fatalf("not a *DecodeError: %T %v", err, err)
+			}
+			var got []fe
+			for _, f := range de.Fields {
+				got = append(got, fe{f.Problem, f.Path})
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("fields %v, want %v", got, tc.want)
+			}
+			if (de.Err != nil) != tc.syntax {
+				t.Errorf("Err = %v", de.Err)
+			}
+			var pod corev1.Pod
+			unknown, kerr := UnmarshalKnown(data, &pod)
+			if (kerr == nil) != tc.known {
+				t.Fatalf("UnmarshalKnown: %v", kerr)
+			}
+			if kerr == nil {
+				if len(unknown) != len(tc.want) || pod.Spec.Containers[1].Image != "y" {
+					t.Errorf("unknown %v; decoded %+v", unknown, pod.Spec.Containers)
+				}
+				for _, f := range unknown {
+					// The pointer addresses the value in the document, for a JSON patch.
+					if !strings.HasPrefix(string(f.Pointer), "/spec/") || len(f.Value) == 0 {
+						t.Errorf("%s: pointer %q value %q", f.Path, f.Pointer, f.Value)
+					}
+				}
+			}
+		})
+	}
+}
+
+// FuzzUnknownWalk holds the walk to the decoder's rules: what the decoder accepts strictly has no unknown or
+// duplicated field for the walk, and the first unknown field the decoder meets is one the walk lists.
+func FuzzUnknownWalk(f *testing.F) {
+	f.Add([]byte(basePod))
+	f.Add([]byte(strictPod))
+	f.Add([]byte(strings.Replace(basePod, `"containerPort":80`, `"containerPort":80,"x":{"y":[{"z":1}]}`, 1)))
+	f.Add([]byte(`{"metadata":{"ownerReferences":[{"uid":"u","futureRef":1}],"creationTimestamp":"2020-01-01T00:00:00Z"},"spec":{"containers":[{"name":"a","env":[{"name":"A","valueFrom":{"fieldRef":{"fieldPath":"x","future":1}}}]}],"overhead":{"cpu":"1"}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, v := range []any{&corev1.Pod{}, &appsv1.Deployment{}} {
+			err := json2Strict(data, v)
+			fields, _ := walk(data, reflect.TypeOf(v))
+			if err == nil {
+				for _, fe := range fields {
+					t.Fatalf("decoded strictly, but the walk finds %s field %s in %q", fe.Problem, fe.Path, data)
+				}
+				continue
+			}
+			first, ok := fieldError(err)
+			if !ok || first.Problem != ProblemUnknown {
+				continue
+			}
+			found := false
+			for _, fe := range fields {
+				found = found || (fe.Problem == ProblemUnknown && fe.Pointer == first.Pointer)
+			}
+			if !found && len(fields) < maxWalkFields {
+				t.Fatalf("the decoder stops at unknown field %s, which the walk misses (%v) in %q", first.Pointer, fields, data)
+			}
+		}
+	})
+}
+
+// json2Strict is the decoder's own strict pass, without the walk.
+func json2Strict(data []byte, v any) error {
+	return jsonv2.Unmarshal(data, v, strictOptions)
 }

@@ -119,21 +119,7 @@ func jsonKindName(err error) string {
 	if !errors.As(err, &sem) {
 		return ""
 	}
-	switch sem.JSONKind {
-	case 'n':
-		return "null"
-	case 'f', 't':
-		return "boolean"
-	case '"':
-		return "string"
-	case '0':
-		return "number"
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	}
-	return ""
+	return JSONKindName(sem.JSONKind)
 }
 
 // fieldPathOf turns a decoder's dotted path ("spec.exempt.containers[0].nme") back into a field.Path.

@@ -30,7 +30,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	kjson "sigs.k8s.io/json"
 
 	"agentgate.io/agentgate/policy"
 )
@@ -228,7 +227,7 @@ func checkAnswer(t *testing.T, h http.Handler, endpoint string, body []byte) {
 			return
 		}
 		var cm corev1.ConfigMap
-		if strictDecode(req.Object.Raw, &cm) != nil || gk != configMapGK || req.Kind.Version != "v1" {
+		if decodeKnown(req.Object.Raw, &cm) != nil || gk != configMapGK || req.Kind.Version != "v1" {
 			t.Fatalf("validate-policy: allowed an object that does not decode as a v1 ConfigMap: %q", req.Object.Raw)
 		}
 		if policy.IsPolicyConfigMap(&cm, "") {
@@ -298,7 +297,7 @@ func checkGuardAllowed(t *testing.T, req *admissionv1.AdmissionRequest, gk schem
 	admin := slices.Contains(req.UserInfo.Groups, DefaultAdminGroups[0])
 	if gk == namespaceGK {
 		var old, cur corev1.Namespace
-		if strictDecode(req.OldObject.Raw, &old) != nil || strictDecode(req.Object.Raw, &cur) != nil {
+		if decodeKnown(req.OldObject.Raw, &old) != nil || decodeKnown(req.Object.Raw, &cur) != nil {
 			t.Fatalf("validate-guard: allowed a Namespace UPDATE that does not decode:\n%q\n%q", req.OldObject.Raw, req.Object.Raw)
 		}
 		if !admin && labelOf(req.OldObject.Raw, AgentNamespaceLabel) == "true" && labelOf(req.Object.Raw, AgentNamespaceLabel) != "true" {
@@ -307,7 +306,7 @@ func checkGuardAllowed(t *testing.T, req *admissionv1.AdmissionRequest, gk schem
 		return
 	}
 	var old, cur corev1.ConfigMap
-	if strictDecode(req.OldObject.Raw, &old) != nil {
+	if decodeKnown(req.OldObject.Raw, &old) != nil {
 		t.Fatalf("validate-guard: allowed a ConfigMap %s whose oldObject does not decode: %q", req.Operation, req.OldObject.Raw)
 	}
 	if admin || labelOf(req.OldObject.Raw, policy.ConfigMapLabel) != "true" {
@@ -316,7 +315,7 @@ func checkGuardAllowed(t *testing.T, req *admissionv1.AdmissionRequest, gk schem
 	if req.Operation == admissionv1.Delete {
 		t.Fatalf("validate-guard: allowed groups %v to delete a policy", req.UserInfo.Groups)
 	}
-	if strictDecode(req.Object.Raw, &cur) != nil {
+	if decodeKnown(req.Object.Raw, &cur) != nil {
 		t.Fatalf("validate-guard: allowed a ConfigMap UPDATE whose object does not decode: %q", req.Object.Raw)
 	}
 	if labelOf(req.Object.Raw, policy.ConfigMapLabel) != "true" {
@@ -343,17 +342,18 @@ func checkGuardAllowed(t *testing.T, req *admissionv1.AdmissionRequest, gk schem
 
 // unchangedSpec mirrors /validate's rule that an UPDATE leaving the pod spec as it was is not judged again.
 func unchangedSpec(gk schema.GroupKind, req *admissionv1.AdmissionRequest, w *policy.Workload) bool {
-	return req.Operation == admissionv1.Update && unchangedJudgedFields(req, gk, w)
+	if req.Operation != admissionv1.Update {
+		return false
+	}
+	old := decodeOldWorkload(req, gk)
+	return old != nil && judgedFieldsUnchanged(old, w)
 }
 
-func strictDecode(raw []byte, v any) error {
+func decodeKnown(raw []byte, v any) error {
 	if len(raw) == 0 {
 		return fmt.Errorf("null")
 	}
-	strict, err := kjson.UnmarshalStrict(raw, v, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-	if err == nil && len(strict) > 0 {
-		err = joinStrict(strict)
-	}
+	_, err := policy.UnmarshalKnown(raw, v)
 	return err
 }
 

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	kjson "sigs.k8s.io/json"
 
 	"agentgate.io/agentgate/policy"
 )
@@ -130,7 +129,7 @@ func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRe
 	var name string
 	if gk == namespaceGK {
 		// Every subresource is judged alike: whatever the path, a label that disappears is guarded.
-		old, cur, d, ok := decodePair[corev1.Namespace](req, true)
+		old, cur, d, ok := decodePair[corev1.Namespace](s, req, true)
 		if !ok {
 			return d
 		}
@@ -142,7 +141,7 @@ func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRe
 			ev.note = "not agentgate's policy namespace" // policy.IsPolicyConfigMap says so too; no need to decode
 			return allow()
 		}
-		old, cur, d, ok := decodePair[corev1.ConfigMap](req, req.Operation == admissionv1.Update)
+		old, cur, d, ok := decodePair[corev1.ConfigMap](s, req, req.Operation == admissionv1.Update)
 		if !ok {
 			return d
 		}
@@ -173,21 +172,21 @@ func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRe
 	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: s.guardStatus(gk, name, req, changes)}, result: resultDenied}
 }
 
-// decodePair decodes request.oldObject and request.object strictly as T. The old object is required (it is
+// decodePair decodes request.oldObject and request.object as T (policy.UnmarshalKnown). The old object is required (it is
 // what a guarded change is measured against); the new one only when withNew (a DELETE has none).
-func decodePair[T corev1.Namespace | corev1.ConfigMap](req *admissionv1.AdmissionRequest, withNew bool) (*T, *T, decision, bool) {
+func decodePair[T corev1.Namespace | corev1.ConfigMap](s *Server, req *admissionv1.AdmissionRequest, withNew bool) (*T, *T, decision, bool) {
 	decodeOne := func(what string, raw []byte) (*T, decision, bool) {
 		if len(raw) == 0 {
 			return nil, refuse("null_object", 400, "request.%s is null for %s of %s", what, req.Operation, gvkString(req.Kind)), false
 		}
 		obj := new(T)
-		strict, err := kjson.UnmarshalStrict(raw, obj, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-		if err == nil && len(strict) > 0 {
-			err = joinStrict(strict)
-		}
+		// The guard reads labels and the policy document: a field agentgate's k8s.io/api does not know
+		// changes neither, so it is counted and otherwise ignored.
+		unknown, err := policy.UnmarshalKnown(raw, obj)
 		if err != nil {
 			return nil, refuse("object_decode", 400, "cannot decode request.%s as %s: %v", what, gvkString(req.Kind), err), false
 		}
+		s.metrics.unknown.note(s.log, req.Kind.Kind, "", what == "oldObject", unknown)
 		tm, meta := typeAndMeta(obj)
 		if d, ok := checkTypeAndNamespace(req, tm, meta); !ok {
 			return nil, d, false

@@ -268,8 +268,6 @@ func TestGuardRefusesWhatItCannotJudge(t *testing.T) {
 	}{
 		{"namespace update without oldObject", rv{gvk: nsGVK, name: "team-a", op: admissionv1.Update, obj: ns}},
 		{"namespace update without object", rv{gvk: nsGVK, name: "team-a", op: admissionv1.Update, old: ns}},
-		{"namespace with unknown field", rv{gvk: nsGVK, name: "team-a", op: admissionv1.Update, obj: ns,
-			old: []byte(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team-a","labels":{"agentgate.io/agents":"true"}},"spek":{}}`)}},
 		{"namespace with duplicate labels key", rv{gvk: nsGVK, name: "team-a", op: admissionv1.Update, old: ns,
 			obj: []byte(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team-a","labels":{"agentgate.io/agents":"true"},"labels":{}}}`)}},
 		{"object is a ConfigMap", rv{gvk: nsGVK, name: "team-a", op: admissionv1.Update, old: ns, obj: policyCM("team-a", nil, "")}},

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	kjson "sigs.k8s.io/json"
 
 	"agentgate.io/agentgate/policy"
 )
@@ -140,7 +140,8 @@ func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest
 		return d
 	}
 	ev.setObject(w.Meta)
-	if req.Operation == admissionv1.Update && (templated && unchangedTemplate(req, tk, w) || !templated && unchangedJudgedFields(req, gk, w)) {
+	s.metrics.unknown.note(s.log, w.Kind, w.PodMetaPath.String(), false, w.Unknown)
+	if req.Operation == admissionv1.Update && (templated && unchangedTemplate(req, tk, w) || !templated && s.unchangedJudgedFields(req, gk, w)) {
 		// Updates of what no check reads (finalizers, owner references, a Pod's labels, a controller's own
 		// metadata, a scale through the main resource) of an object admitted earlier: judging them again could
 		// block a pod's deletion after a policy change. What agentgate judges did not change.
@@ -195,10 +196,29 @@ func judgedSubResource(gk schema.GroupKind, sub string) bool {
 // only adds an AppArmor "unconfined" annotation to its template is judged like its CREATE. A running Pod's own
 // labels and annotations change nothing that runs (the API server refuses changes to its AppArmor annotations),
 // so relabelling an old pod stays possible after a policy change. An oldObject that does not decode counts as
-// changed: the new object is judged.
-func unchangedJudgedFields(req *admissionv1.AdmissionRequest, gk schema.GroupKind, w *policy.Workload) bool {
-	if len(req.OldObject.Raw) == 0 {
+// changed: the new object is judged. Fields of the pod spec that agentgate's k8s.io/api does not know are
+// compared too (by value); those of the oldObject are counted, never judged.
+func (s *Server) unchangedJudgedFields(req *admissionv1.AdmissionRequest, gk schema.GroupKind, w *policy.Workload) bool {
+	old := decodeOldWorkload(req, gk)
+	if old == nil {
 		return false
+	}
+	s.metrics.unknown.note(s.log, old.Kind, old.PodMetaPath.String(), true, old.Unknown)
+	return judgedFieldsUnchanged(old, w)
+}
+
+// judgedFieldsUnchanged is unchangedJudgedFields once the oldObject is decoded.
+func judgedFieldsUnchanged(old, w *policy.Workload) bool {
+	if !equality.Semantic.DeepEqual(old.Spec, w.Spec) || !samePodSpecUnknown(old, w) {
+		return false
+	}
+	return w.IsPod() || maps.Equal(old.PodMeta.Labels, w.PodMeta.Labels) && maps.Equal(old.PodMeta.Annotations, w.PodMeta.Annotations)
+}
+
+// decodeOldWorkload decodes request.oldObject by its kind; nil when there is none or it does not decode.
+func decodeOldWorkload(req *admissionv1.AdmissionRequest, gk schema.GroupKind) *policy.Workload {
+	if len(req.OldObject.Raw) == 0 {
+		return nil
 	}
 	var old *policy.Workload
 	var err error
@@ -208,12 +228,35 @@ func unchangedJudgedFields(req *admissionv1.AdmissionRequest, gk schema.GroupKin
 		old, err = policy.DecodeWorkload(gk, req.OldObject.Raw)
 	}
 	if err != nil {
+		return nil
+	}
+	return old
+}
+
+// samePodSpecUnknown compares the pod-spec fields agentgate's k8s.io/api does not know, by path and value.
+func samePodSpecUnknown(old, w *policy.Workload) bool {
+	oldUnknown, unknown := old.PodSpecUnknown(), w.PodSpecUnknown()
+	if len(oldUnknown) != len(unknown) {
 		return false
 	}
-	if !equality.Semantic.DeepEqual(old.Spec, w.Spec) {
+	for i := range unknown {
+		if oldUnknown[i].Path != unknown[i].Path || !sameJSON(oldUnknown[i].Value, unknown[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameJSON compares two JSON values as the API server would write them: whitespace aside.
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
 		return false
 	}
-	return w.IsPod() || maps.Equal(old.PodMeta.Labels, w.PodMeta.Labels) && maps.Equal(old.PodMeta.Annotations, w.PodMeta.Annotations)
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
 }
 
 // requester is who sent the request, for the exemptions and token allowances anchored to it.
@@ -286,14 +329,14 @@ func (s *Server) validatePolicy(ctx context.Context, req *admissionv1.AdmissionR
 	if len(req.Object.Raw) == 0 {
 		return refuse("null_object", 400, "request.object is null for %s", req.Operation)
 	}
+	// A field of the ConfigMap that agentgate's k8s.io/api does not know cannot change the policy it holds
+	// (data does): it is counted and otherwise ignored, so that a newer API server does not block policies.
 	var cm corev1.ConfigMap
-	strict, err := kjson.UnmarshalStrict(req.Object.Raw, &cm, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-	if err == nil && len(strict) > 0 {
-		err = joinStrict(strict)
-	}
+	unknown, err := policy.UnmarshalKnown(req.Object.Raw, &cm)
 	if err != nil {
 		return refuse("object_decode", 400, "cannot decode request.object as v1 ConfigMap: %v", err)
 	}
+	s.metrics.unknown.note(s.log, "ConfigMap", "", false, unknown)
 	if d, ok := checkTypeAndNamespace(req, &cm.TypeMeta, &cm.ObjectMeta); !ok {
 		return d
 	}
@@ -483,14 +526,6 @@ func denialMessage(kind, name string, vs policy.Violations) string {
 
 func policyDenialMessage(name string, errs field.ErrorList) string {
 	return fmt.Sprintf("agentgate: ConfigMap %q holds an invalid policy: %s", name, strings.Join(errorStrings(errs), "; "))
-}
-
-func joinStrict(errs []error) error {
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Error()
-	}
-	return fmt.Errorf("%s", strings.Join(msgs, "; "))
 }
 
 func nilIfEmpty(s []string) []string {

@@ -26,6 +26,7 @@ type metrics struct {
 	reloads      *prometheus.CounterVec // result
 	sourceValid  *prometheus.GaugeVec   // source
 	policyLoaded *prometheus.GaugeVec   // policy, source: 1 per policy in force
+	unknown      *unknownFields         // agentgate_unknown_fields_total{area} and the paths logged once
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -73,7 +74,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "1 for every policy in force, by policy name and source (\"default\" for the embedded default policy).",
 		}, []string{"policy", "source"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.violations, m.exemptions, m.duration, m.bodyBytes, m.badRequests, m.generation, m.reloads, m.sourceValid, m.policyLoaded} {
+	m.unknown = newUnknownFields()
+	for _, c := range []prometheus.Collector{m.requests, m.violations, m.exemptions, m.duration, m.bodyBytes, m.badRequests, m.generation, m.reloads, m.sourceValid, m.policyLoaded, m.unknown.total} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -97,9 +97,10 @@ func readAll(r io.Reader, contentLength int64) ([]byte, error) {
 // singlePass turns the single-pass object decode on (a benchmark turns it off to measure it).
 var singlePass = true
 
-// errDecodeLater aborts a single-pass decode whose object did not decode by its kind: the review is decoded
-// again with the object kept raw, so that decodeWorkload reports the object's problem in an AdmissionReview
-// refusal, exactly as it would without the single pass.
+// errDecodeLater aborts a single-pass decode whose object did not decode by its kind strictly: the review
+// is decoded again with the object kept raw, so that decodeWorkload decodes it past its unknown fields (the
+// policy judges them), or reports its problem in an AdmissionReview refusal, exactly as it would without
+// the single pass.
 var errDecodeLater = errors.New("object decoded later")
 
 // reviewOptions decode runtime.RawExtension (request.object, oldObject, options) as a slice of the body
@@ -171,9 +172,10 @@ func valueStart(body []byte, off int64) int64 {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// decodeReview decodes an AdmissionReview strictly: a duplicated or unknown field anywhere in the review
-// (request.object is decoded, as strictly, by its kind) makes it ambiguous, and ambiguous input is refused.
-// request.object and request.oldObject are raw, and point into body.
+// decodeReview decodes an AdmissionReview strictly: a duplicated or unknown field in the review, or a
+// duplicated one anywhere in it, makes it ambiguous, and ambiguous input is refused. request.object and
+// request.oldObject are raw, and point into body; decodeWorkload decodes them by their kind, where a field
+// unknown to agentgate's k8s.io/api is the policy's to judge (README "Cluster upgrades").
 func decodeReview(body []byte) (string, *admissionv1.AdmissionRequest, *badRequest) {
 	v, req, bad := decodeReviewObjects(body)
 	if req != nil {
@@ -195,7 +197,8 @@ func decodeReviewObjects(body []byte) (string, *admissionv1.AdmissionRequest, *b
 		err = policy.UnmarshalStrict(body, &rev, reviewOptions(body, &rev, false))
 	}
 	if err != nil {
-		if policy.IsStrictError(err) {
+		var de *policy.DecodeError
+		if errors.As(err, &de) && (de.Has(policy.ProblemUnknown) || de.Has(policy.ProblemDuplicate)) {
 			return "", nil, &badRequest{http.StatusBadRequest, "strict", "agentgate: ambiguous AdmissionReview refused: " + err.Error()}
 		}
 		return "", nil, &badRequest{http.StatusBadRequest, "decode", "agentgate: cannot decode AdmissionReview: " + err.Error()}

@@ -76,7 +76,7 @@ func unchangedTemplate(req *admissionv1.AdmissionRequest, k policy.PodTemplateKi
 	if err != nil {
 		return false
 	}
-	return equality.Semantic.DeepEqual(old.Spec, w.Spec) && equality.Semantic.DeepEqual(old.PodMeta, w.PodMeta)
+	return equality.Semantic.DeepEqual(old.Spec, w.Spec) && equality.Semantic.DeepEqual(old.PodMeta, w.PodMeta) && samePodSpecUnknown(old, w)
 }
 
 // kindLabel keeps the kind label of metrics to a bounded set whatever a client sends: the kinds judged

@@ -256,7 +256,7 @@ func TestCheckPatchesAreIdempotent(t *testing.T) {
 
 // -o sarif is wired to the SARIF writer (its shape is tested in internal/report), naming this binary's version.
 func TestCheckSARIF(t *testing.T) {
-	code, stdout, stderr := checkRun(t, "", "-o", "sarif", examples+"bad-pod.yaml", td+"unknown-field.yaml")
+	code, stdout, stderr := checkRun(t, "", "-o", "sarif", examples+"bad-pod.yaml", td+"invalid-field.yaml")
 	wantCode(t, code, 2, stdout, stderr)
 	var log struct {
 		Version string `json:"version"`
@@ -273,7 +273,7 @@ func TestCheckSARIF(t *testing.T) {
 	if log.Version != "2.1.0" || len(log.Runs) != 1 || log.Runs[0].Tool.Driver.Version != version || len(log.Runs[0].Results) < 10 {
 		t.Errorf("SARIF log %+v", log)
 	}
-	if !strings.Contains(stderr, `unknown field "spec.containers[0].securityContex"`) {
+	if !strings.Contains(stderr, "spec.containers[0].ports[0].containerPort: cannot decode JSON string into int32") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
 }
@@ -337,8 +337,8 @@ func TestCheckBadInput(t *testing.T) {
 	}{
 		{"malformed YAML", []string{td + "malformed.yaml"},
 			[]string{td + "malformed.yaml:8: document 1: not valid YAML: mapping values are not allowed"}},
-		{"unknown field", []string{td + "unknown-field.yaml"},
-			[]string{td + "unknown-field.yaml:9: document 1 (Pod/typo): ", `unknown field "spec.containers[0].securityContex"`}},
+		{"invalid value", []string{td + "invalid-field.yaml"},
+			[]string{td + "invalid-field.yaml:10: document 1 (Pod/invalid): ", "spec.containers[0].ports[0].containerPort: cannot decode JSON string into int32"}},
 		{"empty file", []string{td + "empty.yaml"},
 			[]string{td + "empty.yaml: empty: no Kubernetes object in it"}},
 		{"empty stdin", []string{"-"},

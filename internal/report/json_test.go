@@ -78,7 +78,7 @@ func TestWriteJSONFields(t *testing.T) {
 // Skipped objects and errors are objects of the array too; errors also go to errs.
 func TestWriteJSONSkippedAndErrors(t *testing.T) {
 	r := judged(t, &Run{},
-		"l.yaml", "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Secret, metadata: {name: s, namespace: tools}}\n- {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: c, image: i, imag: j}]}}\n",
+		"l.yaml", "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Secret, metadata: {name: s, namespace: tools}}\n- {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: c, image: i, ports: [{containerPort: eighty}]}]}}\n",
 		"empty.yaml", "",
 	)
 	rs, errs := writeJSON(t, r)
@@ -90,12 +90,12 @@ func TestWriteJSONSkippedAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	const want = `[{"apiVersion":"v1","document":1,"file":"l.yaml","item":"items[0]","kind":"Secret","line":4,"name":"s","namespace":"tools","reason":"(policy.UnsupportedKindError)","skipped":true},` +
-		`{"apiVersion":"v1","document":1,"error":"decoding Pod: unknown field \"spec.containers[0].imag\"","file":"l.yaml","item":"items[1]","kind":"Pod","line":5,"name":"p"},` +
+		`{"apiVersion":"v1","document":1,"error":"decoding Pod: spec.containers[0].ports[0].containerPort: cannot decode JSON string into int32","file":"l.yaml","item":"items[1]","kind":"Pod","line":5,"name":"p"},` +
 		`{"error":"empty: no Kubernetes object in it (only blank lines or comments)","file":"empty.yaml"}]`
 	if string(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	const wantErrs = `error: l.yaml:5: document 1 items[1] (Pod/p): decoding Pod: unknown field "spec.containers[0].imag"
+	const wantErrs = `error: l.yaml:5: document 1 items[1] (Pod/p): decoding Pod: spec.containers[0].ports[0].containerPort: cannot decode JSON string into int32
 error: empty.yaml: empty: no Kubernetes object in it (only blank lines or comments)
 `
 	if errs != wantErrs {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,8 +58,6 @@ type objectHeader struct {
 	} `json:"metadata"`
 	Items []json.RawMessage `json:"items"`
 }
-
-var unknownFieldRE = regexp.MustCompile(`unknown field "([^"]+)"`)
 
 // judgeObject judges one object (at JSON pointer item inside the document), recursing into List items.
 func (r *Run) judgeObject(d *document, item string, obj []byte) {
@@ -141,8 +138,11 @@ func (r *Run) judgeObject(d *document, item string, obj []byte) {
 		}
 		if w, err = policy.DecodeWorkload(gk, obj); err != nil {
 			e.err = err
-			if m := unknownFieldRE.FindStringSubmatch(err.Error()); m != nil {
-				e.errLine = d.LineOf(item, m[1])
+			// The line of the first field the decoder refused (a duplicate, an invalid value). A field unknown
+			// to agentgate's k8s.io/api is no error: DecodeWorkload decodes past it and the policy judges it.
+			var de *policy.DecodeError
+			if errors.As(err, &de) && len(de.Fields) > 0 {
+				e.errLine = d.LineOf(item, de.Fields[0].Path)
 			}
 			return
 		}

@@ -136,6 +136,8 @@ spec:
 		{"generateName", Run{}, []string{"g.yaml", strings.Replace(minimalPod, "name: minimal", "generateName: job-", 1)},
 			[]string{"g.yaml Pod/job-*@1 ns=agents allowed=true matched=[agents] violations=0 patched=true"}},
 		{"errors name their line", Run{}, []string{
+			"invalid.yaml", minimalPod + "      ports: [{containerPort: eighty}]\n",
+			// A field agentgate's k8s.io/api does not know is judged, not an error (check unknownFields).
 			"unknown.yaml", strings.Replace(minimalPod, "image:", "imag:", 1),
 			"nokind.yaml", "apiVersion: v1\nmetadata: {name: x}\n",
 			"noversion.yaml", "kind: Pod\n",
@@ -146,7 +148,8 @@ spec:
 			"empty.yaml", "# nothing\n",
 			"array.json", "[]",
 		}, []string{
-			`unknown.yaml Pod/minimal@9 error: decoding Pod: unknown field "spec.containers[0].imag"`,
+			"invalid.yaml Pod/minimal@10 error: decoding Pod: spec.containers[0].ports[0].containerPort: cannot decode JSON string into int32",
+			"unknown.yaml Pod/minimal@1 ns=agents allowed=false matched=[agents] violations=2 patched=false",
 			"nokind.yaml /x@1 error: kind: Required value: every Kubernetes object names its kind",
 			"noversion.yaml Pod/(unnamed)@1 error: apiVersion: Required value: every Kubernetes object names its apiVersion",
 			`badversion.yaml Pod/(unnamed)@1 error: apiVersion: Invalid value: "a/b/c": unexpected GroupVersion string: a/b/c`,

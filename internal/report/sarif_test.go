@@ -74,7 +74,7 @@ func TestWriteSARIF(t *testing.T) {
 	r := readRun(t, &Run{Version: "v1.2.3"}, examples+"bad-pod.yaml")
 	judged(t, r,
 		"multi.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Secret, metadata: {name: s}}\n",
-		"unknown-field.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: typo}\nspec:\n  containers:\n  - name: c\n    image: i\n    securityContex: {}\n",
+		"invalid-field.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: typo}\nspec:\n  containers:\n  - name: c\n    image: i\n    ports: [{containerPort: eighty}]\n",
 	)
 	log, errs := writeSARIF(t, r)
 	run := log.Runs[0]
@@ -122,14 +122,14 @@ func TestWriteSARIF(t *testing.T) {
 	var levels []string
 	for _, n := range inv.Notifications {
 		levels = append(levels, n.Level)
-		if n.Level == "error" && !strings.Contains(n.Message.Text, `unknown field "spec.containers[0].securityContex"`) {
+		if n.Level == "error" && !strings.Contains(n.Message.Text, "spec.containers[0].ports[0].containerPort: cannot decode JSON string into int32") {
 			t.Errorf("error notification %q", n.Message.Text)
 		}
 	}
 	if !slices.Equal(levels, []string{"note", "note", "error"}) {
 		t.Errorf("notification levels %v (two skipped objects, one error)", levels)
 	}
-	if !strings.HasPrefix(errs, "error: unknown-field.yaml:8: document 1 (Pod/typo): ") {
+	if !strings.HasPrefix(errs, "error: invalid-field.yaml:8: document 1 (Pod/typo): ") {
 		t.Errorf("errs %q", errs)
 	}
 }
