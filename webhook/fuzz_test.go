@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -86,6 +87,84 @@ func FuzzReviewObject(f *testing.F) {
 			checkAnswer(t, h, ep, body)
 		}
 	})
+}
+
+// FuzzReviewUnknownFields inserts a member (any name, any value) into any object of a Pod, as a newer API
+// server would send fields agentgate's k8s.io/api does not know, and posts it to /validate and /mutate on
+// CREATE and UPDATE: never a panic, never an admission of a pod whose known fields the default policy
+// denies, nor of one with an unknown pod-spec field (unknownFields: deny), and a patch never loses an
+// unknown field (checkAnswer has the oracles).
+func FuzzReviewUnknownFields(f *testing.F) {
+	f.Add(uint8(0), uint8(0), uint16(0), "futureField", []byte(`true`))
+	f.Add(uint8(1), uint8(1), uint16(3), "futureEscapeHatch", []byte(`{"host":true}`))
+	f.Add(uint8(2), uint8(0), uint16(7), "privileged", []byte(`true`))
+	f.Add(uint8(0), uint8(0), uint16(5), "futureStatus", []byte(`[1,{"a":null}]`))
+	f.Add(uint8(1), uint8(0), uint16(1), "a/b~c", []byte(`"x"`))
+	h := fuzzServer(f)
+	pods := [][]byte{mustMarshal(f, minimalPod("p")), mustMarshal(f, compliantPod("p")), mustMarshal(f, badPod("p"))}
+	old := compliantPod("p")
+	old.Spec.Containers[0].Image = "registry.corp.example/agents/runner:0.9"
+	oldJSON := mustMarshal(f, old)
+	f.Fuzz(func(t *testing.T, base, op uint8, where uint16, name string, value []byte) {
+		var doc map[string]any
+		if err := json.Unmarshal(pods[int(base)%len(pods)], &doc); err != nil {
+			t.Fatal(err)
+		}
+		doc["status"] = map[string]any{"phase": "Pending"}
+		objects := objectsOf(doc, nil)
+		var v any
+		if json.Unmarshal(value, &v) != nil {
+			v = string(value)
+		}
+		objects[int(where)%len(objects)][name] = v
+		pod, err := json.Marshal(doc)
+		if err != nil {
+			return // a value encoding/json cannot write back (NaN…): nothing to post
+		}
+		var body []byte
+		if op%2 == 0 {
+			body = envelope(0, 0, 0, false, pod, nil)
+		} else {
+			body = envelope(0, 1, 0, false, pod, oldJSON)
+		}
+		for _, ep := range []string{EndpointValidate, EndpointMutate} {
+			checkAnswer(t, h, ep, body)
+		}
+		// The pod's known fields alone: if the policy denies them, /validate must not admit the pod.
+		w, err := policy.DecodeWorkload(podGK, pod)
+		if err != nil {
+			return
+		}
+		w.Unknown = nil
+		if res := policy.NewSet(policy.Default()).Judge(w, policy.Namespace{Name: agentsNS}); res.Allowed() {
+			return
+		}
+		r := httptest.NewRequest(http.MethodPost, "/"+EndpointValidate, bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		var out admissionv1.AdmissionReview
+		// (An UPDATE is checked by checkAnswer, which knows when an unchanged spec is not judged again.)
+		if json.Unmarshal(rec.Body.Bytes(), &out) == nil && out.Response != nil && out.Response.Allowed && op%2 == 0 {
+			t.Fatalf("validate: admitted a pod whose known fields the policy denies:\n%s", pod)
+		}
+	})
+}
+
+// objectsOf lists every JSON object of v, parents first, members in name order: the places to insert into.
+func objectsOf(v any, out []map[string]any) []map[string]any {
+	switch x := v.(type) {
+	case map[string]any:
+		out = append(out, x)
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			out = objectsOf(x[k], out)
+		}
+	case []any:
+		for _, e := range x {
+			out = objectsOf(e, out)
+		}
+	}
+	return out
 }
 
 // FuzzDecodeReview: decodeReview never panics; what it accepts has a uid and a known version, decodes to the
@@ -219,8 +298,19 @@ func checkAnswer(t *testing.T, h http.Handler, endpoint string, body []byte) {
 		if err != nil {
 			t.Fatalf("mutate: the patch does not apply to the object sent: %v\n%s", err, resp.Patch)
 		}
-		if _, err := policy.DecodeWorkload(gk, patched); err != nil {
+		after, err := policy.DecodeWorkload(gk, patched)
+		if err != nil {
 			t.Fatalf("mutate: the patched Pod does not decode: %v\n%s", err, patched)
+		}
+		// The patch never removes or changes a field agentgate does not know.
+		before, _ := policy.DecodeWorkload(gk, req.Object.Raw)
+		if len(before.Unknown) != len(after.Unknown) {
+			t.Fatalf("mutate: unknown fields %v before the patch, %v after\n%s", before.Unknown, after.Unknown, resp.Patch)
+		}
+		for i := range before.Unknown {
+			if b, a := before.Unknown[i], after.Unknown[i]; b.Path != a.Path || !bytes.Equal(b.Value, a.Value) {
+				t.Fatalf("mutate: unknown field %s = %s before the patch, %s = %s after\n%s", b.Path, b.Value, a.Path, a.Value, resp.Patch)
+			}
 		}
 	case EndpointValidatePolicy:
 		if !judged || req.SubResource != "" {
@@ -462,7 +552,20 @@ func objectSamples(t testing.TB) []objectSample {
 		{kind: 4, op: 1, obj: []byte(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a","labels":{"agentgate.io/agents":"true"},"labels":{}}}`), old: agentNS},
 		{kind: 0, op: 0, obj: []byte(`null`)},
 		{kind: 0, op: 0, obj: []byte(`{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"name":"a","image":"x","securityContext":{"privileged":"true"}}]}}`)},
+		// Fields agentgate's k8s.io/api does not know (README "Cluster upgrades").
+		{kind: 0, op: 0, obj: unknownIn(compliant, `"metadata":{`, `"status":{"futureStatus":1},"metadata":{"futureMeta":"x",`)},
+		{kind: 0, op: 0, obj: unknownIn(pod, `"name":"runner",`, `"name":"runner","futureContainerField":{"a":[1]},`)},
+		{kind: 0, op: 1, obj: unknownIn(bad, `"spec":{`, `"spec":{"futurePodField":true,`), old: unknownIn(pod, `"spec":{`, `"spec":{"futurePodField":false,`)},
+		{kind: 1, op: 0, obj: unknownIn(deploy, `"spec":{`, `"spec":{"futureRollout":1,`)},
 	}
+}
+
+// unknownIn inserts members into a marshalled object by replacing old (which must be there) with new.
+func unknownIn(obj []byte, old, new string) []byte {
+	if !bytes.Contains(obj, []byte(old)) {
+		panic("unknownIn: " + old + " not in " + string(obj))
+	}
+	return bytes.Replace(obj, []byte(old), []byte(new), 1)
 }
 
 // reviewSamples: whole bodies, valid and not, for FuzzReview and FuzzDecodeReview.
