@@ -69,8 +69,10 @@
 //
 //   - Strict decoding. admission.Webhook decodes the review through the runtime codecs, which ignore unknown
 //     fields and take the last of duplicated keys: `"hostPID":true,"hostPID":false` is read as false without
-//     a word. Here the review and the object are decoded with sigs.k8s.io/json, DisallowDuplicateFields and
-//     DisallowUnknownFields, and ambiguous input is refused.
+//     a word. Here the review and the object are decoded with policy's one decoder (json/v2 semantics):
+//     duplicated names are refused anywhere, unknown review fields are refused, and fields of the object
+//     that agentgate's k8s.io/api does not know are found with their paths and judged by the policy (README
+//     "Cluster upgrades").
 //   - One decode of the object. With controller-runtime the review is decoded (the object kept raw), then
 //     admission.Decoder decodes the object again, each time after a separate pass that sniffs its
 //     apiVersion/kind. Here request.object is decoded once, by request.kind (policy.DecodeWorkload).
