@@ -264,7 +264,7 @@ func TestUnknownFieldsVerdicts(t *testing.T) {
 			}
 		}
 		logged := map[string]int{}
-		for _, ev := range deny.logs.events("admission.unknown_field") {
+		for _, ev := range deny.logs.Events("admission.unknown_field") {
 			logged[ev["kind"].(string)+" "+ev["area"].(string)+" "+ev["field"].(string)]++
 		}
 		for k, n := range logged {
