@@ -293,9 +293,9 @@ func TestUnknownFieldsInConfigMapsAndNamespaces(t *testing.T) {
 	}
 	requireAllowed(t, ts.answer("/"+EndpointValidateGuard, rv{gvk: nsGVK, name: "team-a", uid: "u2", op: admissionv1.Update, obj: agentNS, old: agentNS}))
 
-	cm := withMembers(t, policyCM("agentgate-policy-agents", map[string]string{PolicyLabel: "true"}, string(policy.DefaultPolicyYAML())), future[:2]...)
+	cm := withMembers(t, policyCM("agentgate-policy-agents", map[string]string{policy.ConfigMapLabel: "true"}, string(policy.DefaultPolicyYAML())), future[:2]...)
 	requireAllowed(t, ts.answer("/"+EndpointValidatePolicy, rv{gvk: cmGVK, namespace: "agentgate-system", name: "agentgate-policy-agents", obj: cm}))
-	bad := withMembers(t, policyCM("agentgate-policy-agents", map[string]string{PolicyLabel: "true"}, "spec: {unknownFields: allow}"), future[:2]...)
+	bad := withMembers(t, policyCM("agentgate-policy-agents", map[string]string{policy.ConfigMapLabel: "true"}, "spec: {unknownFields: allow}"), future[:2]...)
 	resp = ts.answer("/"+EndpointValidatePolicy, rv{gvk: cmGVK, namespace: "agentgate-system", name: "agentgate-policy-agents", obj: bad})
 	if resp.Allowed || !bytes.Contains([]byte(resp.Result.Message), []byte("spec.unknownFields")) {
 		t.Errorf("invalid policy: %+v", resp.Result)
