@@ -90,6 +90,7 @@ var weakeningRules = []weakeningRule{
 	{"windows", []string{"windows"}, weakenWindows},
 	{"runtime", []string{"runtime.runtimeClassNames", "runtime.defaultRuntimeClassName", "runtime.hostUsers"}, weakenRuntime},
 	{"exec", []string{"exec.mode", "exec.allowGroups", "exec.interactive"}, weakenExec}, // policy/exec.go
+	{"unknownFields", []string{"unknownFields"}, weakenUnknownFields},
 }
 
 var specPath = field.NewPath("spec")
@@ -305,6 +306,14 @@ func weakenWindows(old, cur *Policy, w *weakenings) {
 	if old.Spec.Windows == WindowsDeny && cur.Spec.Windows != WindowsDeny {
 		w.add(specPath.Child("windows"), quote(string(old.Spec.Windows)), quote(string(cur.Spec.Windows)),
 			"Windows pods are admitted, without the Linux-only checks")
+	}
+}
+
+// unknownFields: deny -> warn admits pods with pod-spec fields that no check has read.
+func weakenUnknownFields(old, cur *Policy, w *weakenings) {
+	if old.Spec.UnknownFields == UnknownFieldsDeny && cur.Spec.UnknownFields != UnknownFieldsDeny {
+		w.add(specPath.Child("unknownFields"), quote(string(old.Spec.UnknownFields)), quote(string(cur.Spec.UnknownFields)),
+			"pods with pod-spec fields agentgate's Kubernetes API does not know are admitted, those fields unjudged")
 	}
 }
 

@@ -54,6 +54,7 @@ spec:
     mode: deny
     allowGroups: [sre]
     interactive: deny
+  unknownFields: deny
 `
 
 // edit replaces each "old=>new" pair once in doc, failing the test when old is not there (so that a case
@@ -142,6 +143,7 @@ func TestWeakeningsCatchOffSwitches(t *testing.T) {
 		{"the allowed group replaced", []string{"allowGroups: [sre]=>allowGroups: [system:masters]"}, []string{"spec.exec.allowGroups[0]"}},
 		{"interactive sessions allowed", []string{"interactive: deny=>interactive: allow"}, []string{"spec.exec.interactive"}},
 		{"the exec section removed", []string{"  exec:\n    mode: deny\n    allowGroups: [sre]\n    interactive: deny\n=>"}, []string{"spec.exec.mode", "spec.exec.interactive"}},
+		{"unknownFields warn", []string{"unknownFields: deny=>unknownFields: warn"}, []string{"spec.unknownFields"}},
 		{"everything at once is reported at once", []string{
 			"mode: enforce=>mode: audit",
 			"namespaces: [kube-system]=>namespaces: [kube-system, team-a]",
@@ -220,6 +222,8 @@ func TestWeakeningsLetTighteningPass(t *testing.T) {
 		{"exec.mode allow to audit", []string{"    mode: deny=>    mode: allow"}, []string{"    mode: deny=>    mode: audit"}},
 		{"exec.mode audit to deny", []string{"    mode: deny=>    mode: audit"}, nil},
 		{"an allowed group removed, interactive deny set", []string{"interactive: deny=>interactive: allow"}, []string{"allowGroups: [sre]=>allowGroups: []"}},
+		{"unknownFields: deny back on", []string{"unknownFields: deny=>unknownFields: warn"}, nil},
+		{"unknownFields: deny left out (the default)", nil, []string{"  unknownFields: deny\n=>"}},
 		{"seccomp from Localhost to Localhost", []string{"seccompProfile: RuntimeDefault=>seccompProfile: Localhost"}, []string{"seccompProfile: RuntimeDefault=>seccompProfile: Localhost"}},
 	}
 	for _, c := range cases {
