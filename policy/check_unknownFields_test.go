@@ -54,7 +54,7 @@ func TestCheckUnknownFields(t *testing.T) {
 		t.Run(tc.policy, func(t *testing.T) {
 			p := testPolicy(t, tc.policy)
 			r := &report{policy: p}
-			checkUnknownFields.run(p, newPodView(p, w, nil), r)
+			checkUnknownFields.run(p, newPodView(p, w, Requester{}, nil), r)
 			var got []string
 			for _, v := range r.out {
 				got = append(got, v.Field)
@@ -73,7 +73,7 @@ func TestCheckUnknownFields(t *testing.T) {
 	// Found is the value as written.
 	p := testPolicy(t, "")
 	r := &report{policy: p}
-	checkUnknownFields.run(p, newPodView(p, w, nil), r)
+	checkUnknownFields.run(p, newPodView(p, w, Requester{}, nil), r)
 	if r.out[3].Found != `{"deep":[{"x":1}]}` || r.out[0].Found != "true" {
 		t.Errorf("found %q, %q", r.out[0].Found, r.out[3].Found)
 	}
@@ -87,11 +87,11 @@ func TestJudgeUnknownFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := NewSet(Default()).Judge(w, Namespace{Name: "agents"})
+	res := NewSet(Default()).Judge(w, Namespace{Name: "agents"}, Requester{})
 	if res.Allowed() || len(res.Violations) != len(newerPodSpecFields) {
 		t.Fatalf("default policy: allowed %v, violations %v", res.Allowed(), res.Violations)
 	}
-	res = NewSet(testPolicy(t, "unknownFields: warn")).Judge(w, Namespace{Name: "agents"})
+	res = NewSet(testPolicy(t, "unknownFields: warn")).Judge(w, Namespace{Name: "agents"}, Requester{})
 	if !res.Allowed() || len(res.ByMode(ModeWarn)) != len(newerPodSpecFields) {
 		t.Fatalf("warn: allowed %v, violations %v", res.Allowed(), res.Violations)
 	}
@@ -104,7 +104,7 @@ func TestJudgeUnknownFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res = NewSet(Default()).Judge(dw, Namespace{Name: "agents"})
+	res = NewSet(Default()).Judge(dw, Namespace{Name: "agents"}, Requester{})
 	var fields []string
 	for _, v := range res.ByMode(ModeEnforce) {
 		if v.Check == "unknownFields" {

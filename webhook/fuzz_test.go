@@ -136,7 +136,7 @@ func FuzzReviewUnknownFields(f *testing.F) {
 			return
 		}
 		w.Unknown = nil
-		if res := policy.NewSet(policy.Default()).Judge(w, policy.Namespace{Name: agentsNS}); res.Allowed() {
+		if res := policy.NewSet(policy.Default()).Judge(w, policy.Namespace{Name: agentsNS}, policy.Requester{}); res.Allowed() {
 			return
 		}
 		r := httptest.NewRequest(http.MethodPost, "/"+EndpointValidate, bytes.NewReader(body))
