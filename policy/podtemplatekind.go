@@ -236,8 +236,7 @@ func (k PodTemplateKind) Decode(data []byte) (*Workload, error) {
 		}
 	}
 	if v, ok := top["metadata"]; ok {
-		// Unknown metadata fields are ignored, as in every other kind (README "Cluster upgrades").
-		if _, err := UnmarshalKnown(v, &obj.ObjectMeta); err != nil {
+		if err := UnmarshalStrict(v, &obj.ObjectMeta); err != nil {
 			return fail(decodeError(field.NewPath("metadata"), err))
 		}
 	}
@@ -281,26 +280,12 @@ func (k PodTemplateKind) decodeTemplate(obj *TemplateObject, v jsontext.Value, f
 	if s, ok := members["spec"]; !ok || s.Kind() == 'n' {
 		return fail(field.Required(tp.Child("spec"), "a pod template has a spec: without one there is no pod to judge"))
 	}
-	// Fields of the template that agentgate's k8s.io/api does not know are the policy's to judge (check
-	// unknownFields), as in a Deployment's template.
-	unknown, err := UnmarshalKnown(v, &obj.Template)
-	if err != nil {
+	// Strict, unlike the built-in kinds (README "Cluster upgrades"): an unknown field here is refused, not
+	// judged by spec.unknownFields. The owner of these kinds may move them to UnmarshalKnown.
+	if err := UnmarshalStrict(v, &obj.Template); err != nil {
 		return fail(decodeError(tp, err))
 	}
-	w, err := NewWorkload(obj)
-	if err != nil {
-		return nil, err
-	}
-	var at strings.Builder
-	for _, seg := range k.Path {
-		at.WriteString("/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(seg))
-	}
-	for i := range unknown {
-		unknown[i].Path = tp.String() + "." + unknown[i].Path
-		unknown[i].Pointer = jsontext.Pointer(at.String()) + unknown[i].Pointer
-	}
-	w.Unknown = unknown
-	return w, nil
+	return NewWorkload(obj)
 }
 
 // decodeError places the decoder's first field error at its field under base.
