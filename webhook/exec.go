@@ -28,7 +28,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kjson "sigs.k8s.io/json"
 
 	"agentgate.io/agentgate/policy"
 )
@@ -249,12 +248,10 @@ func decodeSession(req *admissionv1.AdmissionRequest) (*session, decision, bool)
 	return sess, decision{}, true
 }
 
+// decodeOptionsStrict decodes the session's options with the one decoder, strictly: an option agentgate does
+// not know is refused (its owner's call, not README "Cluster upgrades", which covers objects).
 func decodeOptionsStrict(raw []byte, v any) error {
-	strict, err := kjson.UnmarshalStrict(raw, v, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-	if err == nil && len(strict) > 0 {
-		err = joinStrict(strict)
-	}
-	return err
+	return policy.UnmarshalStrict(raw, v)
 }
 
 // sessionDenialMessage names the session, the policies and every rule that refuses it.

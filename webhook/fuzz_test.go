@@ -347,15 +347,15 @@ func checkSessionAllowed(t *testing.T, req *admissionv1.AdmissionRequest) {
 	var err error
 	switch req.SubResource {
 	case "exec":
-		err = strictDecode(req.Object.Raw, &exec)
+		err = policy.UnmarshalStrict(req.Object.Raw, &exec)
 		typ = exec.TypeMeta
 	case "attach":
 		var o corev1.PodAttachOptions
-		err = strictDecode(req.Object.Raw, &o)
+		err = policy.UnmarshalStrict(req.Object.Raw, &o)
 		typ = o.TypeMeta
 	default:
 		var o corev1.PodPortForwardOptions
-		err = strictDecode(req.Object.Raw, &o)
+		err = policy.UnmarshalStrict(req.Object.Raw, &o)
 		typ = o.TypeMeta
 	}
 	if err != nil || typ.Kind != want || typ.APIVersion != "v1" {

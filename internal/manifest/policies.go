@@ -2,14 +2,12 @@ package manifest
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	kjson "sigs.k8s.io/json"
 
 	"agentgate.io/agentgate/policy"
 )
@@ -80,12 +78,10 @@ func readPolicyDocument(doc []byte) (*policy.Policy, field.ErrorList) {
 	if json.Unmarshal(doc, &tm) != nil || tm.APIVersion != "v1" || tm.Kind != "ConfigMap" {
 		return policy.Parse(doc)
 	}
+	// As /validate-policy reads it: a ConfigMap field agentgate's k8s.io/api does not know cannot change the
+	// policy it holds (README "Cluster upgrades").
 	var cm corev1.ConfigMap
-	strict, err := kjson.UnmarshalStrict(doc, &cm, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-	if err == nil && len(strict) > 0 {
-		err = errors.Join(strict...)
-	}
-	if err != nil {
+	if _, err := policy.UnmarshalKnown(doc, &cm); err != nil {
 		return nil, field.ErrorList{field.Invalid(nil, "", "not a valid v1 ConfigMap: "+err.Error())}
 	}
 	return policy.ParseConfigMap(&cm)
