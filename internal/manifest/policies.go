@@ -78,10 +78,10 @@ func readPolicyDocument(doc []byte) (*policy.Policy, field.ErrorList) {
 	if json.Unmarshal(doc, &tm) != nil || tm.APIVersion != "v1" || tm.Kind != "ConfigMap" {
 		return policy.Parse(doc)
 	}
-	// As /validate-policy reads it: a ConfigMap field agentgate's k8s.io/api does not know cannot change the
-	// policy it holds (README "Cluster upgrades").
+	// Strict, unlike /validate-policy: a file is written by a person, and a misspelt field there is a typo,
+	// not a field of a newer API server (README "Cluster upgrades").
 	var cm corev1.ConfigMap
-	if _, err := policy.UnmarshalKnown(doc, &cm); err != nil {
+	if err := policy.UnmarshalStrict(doc, &cm); err != nil {
 		return nil, field.ErrorList{field.Invalid(nil, "", "not a valid v1 ConfigMap: "+err.Error())}
 	}
 	return policy.ParseConfigMap(&cm)
