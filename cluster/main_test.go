@@ -7,8 +7,4 @@ import (
 	"agentgate.io/agentgate/internal/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.StopAPIServer()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testutil.RunWithAPIServer(m)) }

@@ -16,11 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// runAudit runs the agentgate binary's audit command and returns its exit code, stdout and stderr.
-func runAudit(t *testing.T, args ...string) (int, string, string) {
+// runAgentgate runs the suite's agentgate binary with args and returns its exit code, stdout and stderr.
+func runAgentgate(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	requireServer(t)
-	cmd := exec.Command(env.server.bin, append([]string{"audit"}, args...)...)
+	cmd := exec.Command(env.server.bin, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -32,6 +32,11 @@ func runAudit(t *testing.T, args ...string) (int, string, string) {
 		t.Fatal(err)
 	}
 	return code, out.String(), errOut.String()
+}
+
+func runAudit(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	return runAgentgate(t, append([]string{"audit"}, args...)...)
 }
 
 type auditEntry struct {

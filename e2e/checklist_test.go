@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -36,25 +33,14 @@ type checklistReport struct {
 
 func runChecklist(t *testing.T, args ...string) (int, checklistReport, string) {
 	t.Helper()
-	requireServer(t)
-	cmd := exec.Command(env.server.bin, append([]string{"checklist", "-o", "json"}, args...)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	code, out, stderr := runAgentgate(t, append([]string{"checklist", "-o", "json"}, args...)...)
 	var r checklistReport
 	if code != 2 {
-		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-			t.Fatalf("checklist -o json: %v\n%s\nstderr: %s", err, out.String(), errOut.String())
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("checklist -o json: %v\n%s\nstderr: %s", err, out, stderr)
 		}
 	}
-	return code, r, errOut.String()
+	return code, r, stderr
 }
 
 func statuses(r checklistReport) map[string]string {

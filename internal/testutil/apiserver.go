@@ -16,7 +16,7 @@ import (
 // One real API server (and etcd) per test process, started by the first test that needs it: starting costs
 // seconds, and tests work in namespaces of their own anyway. A package that uses it stops it in TestMain:
 //
-//	func TestMain(m *testing.M) { code := m.Run(); testutil.StopAPIServer(); os.Exit(code) }
+//	func TestMain(m *testing.M) { os.Exit(testutil.RunWithAPIServer(m)) }
 var (
 	envOnce sync.Once
 	env     *envtest.Environment
@@ -101,4 +101,12 @@ func checkAssets(dir string) error {
 		}
 	}
 	return nil
+}
+
+// RunWithAPIServer is a TestMain body for packages whose tests use APIServer: it runs them and stops the API
+// server after, returning the exit code: func TestMain(m *testing.M) { os.Exit(testutil.RunWithAPIServer(m)) }
+func RunWithAPIServer(m *testing.M) int {
+	code := m.Run()
+	StopAPIServer()
+	return code
 }
