@@ -57,6 +57,7 @@ type Spec struct {
 	Runtime             Runtime               `json:"runtime,omitempty"`
 	Windows             WindowsMode           `json:"windows,omitempty"`
 	Exec                Exec                  `json:"exec,omitempty"`
+	Network             Network               `json:"network,omitempty"`
 }
 
 // Match selects agent pods. An empty Match selects every pod the webhook is asked about.
