@@ -266,6 +266,13 @@ func (p *Policy) ManagesNetwork(ns Namespace) bool {
 	return p.nsSelector == nil || ns.Labels == nil || p.nsSelector.Matches(labels.Set(ns.Labels))
 }
 
+// SelectsPod reports whether the policy judges the workload in the namespace when rq sends it (selectors and
+// exemptions).
+func (p *Policy) SelectsPod(w *Workload, ns Namespace, rq Requester) bool {
+	ok, _ := p.selects(w, ns, rq)
+	return ok
+}
+
 // NetworkManager is the policy that owns agentgate-egress in the namespace: the first by name of those that
 // manage it, nil if none. One NetworkPolicy has one pod selector; a second managing policy is not merged into
 // it (NetworkPolicies add up, so a merge would let a pod both select reach what either allows), it judges the
