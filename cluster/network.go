@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -54,6 +55,9 @@ type NetworkOptions struct {
 	ExcludedNamespaces []string
 	Logger             *slog.Logger
 	Registerer         prometheus.Registerer
+	// PoliciesSynced reports whether every policy source has delivered its policies. Nothing is reconciled
+	// before: a leader that started on the embedded default would remove what the real policies manage.
+	PoliciesSynced func() bool
 	// Workers reconcile namespaces in parallel (default 4).
 	Workers int
 }
@@ -143,6 +147,11 @@ func (c *NetworkController) Run(ctx context.Context) error {
 	defer npFactory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), nsInf.Informer().HasSynced, npInf.Informer().HasSynced) {
 		return ctx.Err()
+	}
+	if c.o.PoliciesSynced != nil {
+		if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) { return c.o.PoliciesSynced(), nil }); err != nil {
+			return err
+		}
 	}
 	r := &reconciler{c: c, namespaces: nsInf.Lister(), policies: npInf.Lister()}
 

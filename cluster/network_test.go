@@ -332,4 +332,3 @@ func TestNetworkControllerTwoReplicasOneWriter(t *testing.T) {
 		t.Error("two replicas led at once")
 	}
 }
-

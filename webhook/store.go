@@ -291,6 +291,10 @@ func (s *Store) register(name string) Updater {
 	return &sourceUpdater{Store: s, name: name}
 }
 
+// AllSynced reports whether every source has delivered its initial state: before that, the set in force may
+// be the embedded default while the real policies are still on their way.
+func (s *Store) AllSynced() bool { return len(s.unsynced()) == 0 }
+
 // unsynced lists the sources that have not delivered their initial state yet.
 func (s *Store) unsynced() []string {
 	s.mu.Lock()

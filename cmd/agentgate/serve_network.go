@@ -51,6 +51,7 @@ func startNetworkOwner(ctx context.Context, client kubernetes.Interface, namespa
 			snap := srv.Policies().Snapshot()
 			return snap.Set, snap.Replaced()
 		},
+		PoliciesSynced:     srv.Policies().AllSynced,
 		AgentNamespaces:    labels.SelectorFromSet(labels.Set{webhook.AgentNamespaceLabel: webhook.AgentNamespaceLabelValue}),
 		ExcludedNamespaces: []string{"kube-system", namespace},
 		Logger:             log,
