@@ -54,7 +54,8 @@ type NetworkOptions struct {
 	// webhook configurations exclude them by name.
 	ExcludedNamespaces []string
 	Logger             *slog.Logger
-	Registerer         prometheus.Registerer
+	// Metrics are the owner's series (NewNetworkMetrics); unregistered ones when nil.
+	Metrics *NetworkMetrics
 	// PoliciesSynced reports whether every policy source has delivered its policies. Nothing is reconciled
 	// before: a leader that started on the embedded default would remove what the real policies manage.
 	PoliciesSynced func() bool
@@ -67,17 +68,48 @@ type NetworkOptions struct {
 // restored when someone edits or deletes it, removed when the namespace leaves. Per namespace it reads from its
 // informers' caches and makes at most one write. Run it under RunAsLeader: two replicas must not both write.
 type NetworkController struct {
-	o       NetworkOptions
-	log     *slog.Logger
-	results *prometheus.CounterVec
-	managed prometheus.Gauge
+	o   NetworkOptions
+	log *slog.Logger
+	*NetworkMetrics
 
 	mu         sync.Mutex
 	written    map[string]string // namespace -> the spec last written there, to tell a restore from an update
 	managedSet map[string]bool
 }
 
-// NewNetworkController checks the options and registers the metrics.
+// NetworkMetrics are agentgate_networkpolicy_reconcile_total{result} and agentgate_network_managed_namespaces.
+// Every replica exports them (zero where it does not lead), so that dashboards and alerts see one series set.
+type NetworkMetrics struct {
+	results *prometheus.CounterVec
+	managed prometheus.Gauge
+}
+
+// NewNetworkMetrics makes the series and registers them with reg (nil: unregistered).
+func NewNetworkMetrics(reg prometheus.Registerer) (*NetworkMetrics, error) {
+	m := &NetworkMetrics{
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agentgate_networkpolicy_reconcile_total",
+			Help: "Reconciliations of NetworkPolicy agentgate-egress, one per namespace and pass, by result: applied, restored (someone else had changed or deleted it), removed, unchanged, error.",
+		}, []string{"result"}),
+		managed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "agentgate_network_managed_namespaces",
+			Help: "Agent namespaces whose agentgate-egress NetworkPolicy this replica keeps (0 on replicas that do not lead).",
+		}),
+	}
+	if reg != nil {
+		for _, col := range []prometheus.Collector{m.results, m.managed} {
+			if err := reg.Register(col); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, r := range []string{reconcileApplied, reconcileRestored, reconcileRemoved, reconcileUnchanged, reconcileError} {
+		m.results.WithLabelValues(r)
+	}
+	return m, nil
+}
+
+// NewNetworkController checks the options.
 func NewNetworkController(o NetworkOptions) (*NetworkController, error) {
 	if o.Client == nil || o.Policies == nil || o.AgentNamespaces == nil {
 		return nil, errors.New("cluster: the NetworkPolicy owner needs a client, the policies and the agent namespace selector")
@@ -85,27 +117,12 @@ func NewNetworkController(o NetworkOptions) (*NetworkController, error) {
 	if o.Workers <= 0 {
 		o.Workers = 4
 	}
-	c := &NetworkController{o: o, log: o.Logger, written: map[string]string{}, managedSet: map[string]bool{}}
+	c := &NetworkController{o: o, log: o.Logger, NetworkMetrics: o.Metrics, written: map[string]string{}, managedSet: map[string]bool{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.results = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "agentgate_networkpolicy_reconcile_total",
-		Help: "Reconciliations of NetworkPolicy agentgate-egress, one per namespace and pass, by result: applied, restored (someone else had changed or deleted it), removed, unchanged, error.",
-	}, []string{"result"})
-	c.managed = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "agentgate_network_managed_namespaces",
-		Help: "Agent namespaces whose agentgate-egress NetworkPolicy this replica keeps (0 on replicas that do not lead).",
-	})
-	if o.Registerer != nil {
-		for _, col := range []prometheus.Collector{c.results, c.managed} {
-			if err := o.Registerer.Register(col); err != nil {
-				return nil, err
-			}
-		}
-	}
-	for _, r := range []string{reconcileApplied, reconcileRestored, reconcileRemoved, reconcileUnchanged, reconcileError} {
-		c.results.WithLabelValues(r)
+	if c.NetworkMetrics == nil {
+		c.NetworkMetrics, _ = NewNetworkMetrics(nil)
 	}
 	return c, nil
 }

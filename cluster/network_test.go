@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -128,9 +127,9 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-func newController(t testing.TB, client kubernetes.Interface, key string, tp *testPolicies, reg prometheus.Registerer) *NetworkController {
+func newController(t testing.TB, client kubernetes.Interface, key string, tp *testPolicies) *NetworkController {
 	c, err := NewNetworkController(NetworkOptions{Client: client, Policies: tp.get,
-		AgentNamespaces: labels.SelectorFromSet(labels.Set{key: "true"}), ExcludedNamespaces: []string{"kube-system"}, Registerer: reg})
+		AgentNamespaces: labels.SelectorFromSet(labels.Set{key: "true"}), ExcludedNamespaces: []string{"kube-system"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,8 +192,7 @@ func TestNetworkControllerReconciles(t *testing.T) {
 	cs := tu.Kube(t)
 	key := "net-reconcile.test/agents"
 	tp := newTestPolicies(t, netPolicy(key, "{cidr: 10.0.0.0/8, ports: [{port: 443}]}"))
-	reg := prometheus.NewRegistry()
-	c := newController(t, cs, key, tp, reg)
+	c := newController(t, cs, key, tp)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- c.Run(ctx) }()
@@ -279,7 +277,7 @@ func TestNetworkControllerTwoReplicasOneWriter(t *testing.T) {
 	var leading atomic.Int32
 	var overlap atomic.Bool
 	start := func(id string) context.CancelFunc {
-		c := newController(t, clients[id], key, tp, nil)
+		c := newController(t, clients[id], key, tp)
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			_ = RunAsLeader(ctx, LeaderOptions{Client: clients[id], Namespace: leaseNS, Name: NetworkLease, Identity: id,

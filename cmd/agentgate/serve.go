@@ -304,8 +304,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		fmt.Fprintln(stderr, "agentgate serve:", err)
 		return 2
 	}
+	// Every replica exports the owner's series, whether or not it runs (or leads) the owner.
+	networkMetrics, err := cluster.NewNetworkMetrics(opts.Registry)
+	if err != nil {
+		fmt.Fprintln(stderr, "agentgate serve:", err)
+		return 1
+	}
 	if networkNS != "" {
-		if err := startNetworkOwner(ctx, client, networkNS, srv, log, opts.Registry); err != nil {
+		if err := startNetworkOwner(ctx, client, networkNS, srv, log, networkMetrics); err != nil {
 			fmt.Fprintln(stderr, "agentgate serve:", err)
 			return 1
 		}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/prometheus/client_golang/prometheus"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -44,7 +43,7 @@ func prepareNetwork(ctx context.Context, client kubernetes.Interface, namespace 
 
 // startNetworkOwner runs the NetworkPolicy owner under the agentgate-network Lease in agentgate's namespace:
 // every replica contends, one writes.
-func startNetworkOwner(ctx context.Context, client kubernetes.Interface, namespace string, srv *webhook.Server, log *slog.Logger, reg prometheus.Registerer) error {
+func startNetworkOwner(ctx context.Context, client kubernetes.Interface, namespace string, srv *webhook.Server, log *slog.Logger, metrics *cluster.NetworkMetrics) error {
 	ctrl, err := cluster.NewNetworkController(cluster.NetworkOptions{
 		Client: client,
 		Policies: func() (*policy.Set, <-chan struct{}) {
@@ -55,7 +54,7 @@ func startNetworkOwner(ctx context.Context, client kubernetes.Interface, namespa
 		AgentNamespaces:    labels.SelectorFromSet(labels.Set{webhook.AgentNamespaceLabel: webhook.AgentNamespaceLabelValue}),
 		ExcludedNamespaces: []string{"kube-system", namespace},
 		Logger:             log,
-		Registerer:         reg,
+		Metrics:            metrics,
 	})
 	if err != nil {
 		return err
