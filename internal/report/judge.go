@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	kjson "sigs.k8s.io/json"
 
 	"agentgate.io/agentgate/internal/manifest"
 	"agentgate.io/agentgate/policy"
@@ -118,6 +120,10 @@ func (r *Run) judgeObject(d *document, item string, obj []byte) {
 	}
 	gk := schema.GroupKind{Group: gv.Group, Kind: h.Kind}
 	d.entries = append(d.entries, e)
+	if gk == networkPolicyGK {
+		r.judgeNetworkPolicy(e, gv.Version, obj)
+		return
+	}
 	var w *policy.Workload
 	if tk, ok := r.PodTemplateKinds.Lookup(gv.WithKind(h.Kind)); ok {
 		if w, err = tk.Decode(obj); err != nil {
@@ -169,6 +175,33 @@ func (r *Run) judgeObject(d *document, item string, obj []byte) {
 			}
 		}
 	}
+}
+
+var networkPolicyGK = schema.GroupKind{Group: "networking.k8s.io", Kind: "NetworkPolicy"}
+
+// judgeNetworkPolicy judges a NetworkPolicy as /validate does: against the policies with network.manage that
+// select its namespace (offline, without labels, every namespace: the strict side). Never fixed.
+func (r *Run) judgeNetworkPolicy(e *entry, version string, obj []byte) {
+	if version != "v1" {
+		e.err = fmt.Errorf("apiVersion: Unsupported value: %q: agentgate judges networking.k8s.io/v1 NetworkPolicies", e.apiVersion)
+		return
+	}
+	np := &networkingv1.NetworkPolicy{}
+	strict, err := kjson.UnmarshalStrict(obj, np, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err == nil && len(strict) > 0 {
+		err = errors.Join(strict...)
+	}
+	if err != nil {
+		e.err = fmt.Errorf("decoding NetworkPolicy: %w", err)
+		if m := unknownFieldRE.FindStringSubmatch(err.Error()); m != nil {
+			e.errLine = e.doc.LineOf(e.item, m[1])
+		}
+		return
+	}
+	ns := r.namespace(np.Namespace)
+	e.namespace = ns.Name
+	res := r.Set.JudgeNetworkPolicy(np, ns)
+	e.result = &res
 }
 
 // namespace is what policies know offline of a workload's namespace: its name ("default" when unset) and
