@@ -118,6 +118,17 @@ func (c *countingClient) count(key string) int {
 	return c.calls[key]
 }
 
+// total is every request made.
+func (c *countingClient) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.calls {
+		n += v
+	}
+	return n
+}
+
 // writes are the NetworkPolicy writes: create, update, delete.
 func (c *countingClient) writes() int {
 	return c.count("POST networkpolicies") + c.count("PUT networkpolicies") + c.count("DELETE networkpolicies")
