@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,6 +76,8 @@ type NetworkController struct {
 
 	mu         sync.Mutex
 	written    map[string]string // namespace -> the spec last written there, to tell a restore from an update
+	pendingRV  map[string]uint64 // namespace -> resourceVersion of a write the cache has not shown yet
+	seenRV     map[string]uint64 // namespace -> newest resourceVersion of its NetworkPolicies the cache has shown
 	managedSet map[string]bool
 }
 
@@ -117,7 +121,7 @@ func NewNetworkController(o NetworkOptions) (*NetworkController, error) {
 	if o.Workers <= 0 {
 		o.Workers = 4
 	}
-	c := &NetworkController{o: o, log: o.Logger, NetworkMetrics: o.Metrics, written: map[string]string{}, managedSet: map[string]bool{}}
+	c := &NetworkController{o: o, log: o.Logger, NetworkMetrics: o.Metrics, written: map[string]string{}, managedSet: map[string]bool{}, pendingRV: map[string]uint64{}, seenRV: map[string]uint64{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -155,7 +159,13 @@ func (c *NetworkController) Run(ctx context.Context) error {
 	if _, err := nsInf.Informer().AddEventHandler(handler); err != nil {
 		return err
 	}
-	if _, err := npInf.Informer().AddEventHandler(handler); err != nil {
+	// The NetworkPolicy handler also records, per namespace, the newest version the cache holds (handlers run
+	// after the cache is updated), so that a reconcile never acts on a cache older than its own last write.
+	npHandler := handler
+	npHandler.AddFunc = func(obj any) { c.observe(obj); enqueueNamespace(obj) }
+	npHandler.UpdateFunc = func(_, obj any) { c.observe(obj); enqueueNamespace(obj) }
+	npHandler.DeleteFunc = func(obj any) { c.observe(obj); enqueueNamespace(obj) }
+	if _, err := npInf.Informer().AddEventHandler(npHandler); err != nil {
 		return err
 	}
 	factory.Start(ctx.Done())
@@ -202,6 +212,8 @@ func (c *NetworkController) Run(ctx context.Context) error {
 	c.mu.Lock()
 	clear(c.managedSet)
 	clear(c.written)
+	clear(c.pendingRV)
+	clear(c.seenRV)
 	c.managed.Set(0)
 	c.mu.Unlock()
 	return nil
@@ -226,6 +238,13 @@ func (r *reconciler) next(ctx context.Context, queue workqueue.TypedRateLimiting
 		return false
 	}
 	defer queue.Done(ns)
+	if r.c.behindOwnWrite(ns) {
+		// The cache has not seen this replica's last write yet: acting now would write again (a second create
+		// failing with AlreadyExists, an update conflicting). Its event enqueues the namespace; the delay is a
+		// safety net.
+		queue.AddAfter(ns, 200*time.Millisecond)
+		return true
+	}
 	result, err := r.reconcile(ctx, ns)
 	r.c.results.WithLabelValues(result).Inc()
 	if err != nil {
@@ -286,7 +305,11 @@ func (r *reconciler) reconcile(ctx context.Context, name string) (string, error)
 	}
 	switch {
 	case cur == nil:
-		_, err = c.o.Client.NetworkingV1().NetworkPolicies(name).Create(ctx, want, metav1.CreateOptions{FieldManager: "agentgate"})
+		var created *networkingv1.NetworkPolicy
+		created, err = c.o.Client.NetworkingV1().NetworkPolicies(name).Create(ctx, want, metav1.CreateOptions{FieldManager: "agentgate"})
+		if err == nil {
+			c.wrote(name, created.ResourceVersion)
+		}
 		if apierrors.IsAlreadyExists(err) {
 			// A NetworkPolicy without agentgate's label holds the name (the label-selected cache does not see
 			// it). agentgate neither rewrites nor deletes what it does not own: the namespace stays without its
@@ -324,7 +347,10 @@ func (r *reconciler) update(ctx context.Context, cur, want *networkingv1.Network
 	maps(np.Labels, want.Labels)
 	maps(np.Annotations, want.Annotations)
 	np.Spec = want.Spec
-	_, err := r.c.o.Client.NetworkingV1().NetworkPolicies(np.Namespace).Update(ctx, np, metav1.UpdateOptions{FieldManager: "agentgate"})
+	updated, err := r.c.o.Client.NetworkingV1().NetworkPolicies(np.Namespace).Update(ctx, np, metav1.UpdateOptions{FieldManager: "agentgate"})
+	if err == nil {
+		r.c.wrote(np.Namespace, updated.ResourceVersion)
+	}
 	return err
 }
 
@@ -355,6 +381,57 @@ func specKey(np *networkingv1.NetworkPolicy) string {
 
 func (r *reconciler) inSandbox(ns *corev1.Namespace) bool {
 	return !slices.Contains(r.c.o.ExcludedNamespaces, ns.Name) && r.c.o.AgentNamespaces.Matches(labels.Set(ns.Labels))
+}
+
+// wrote records the resourceVersion of this replica's write; observe, the newest one the cache has seen.
+// resourceVersions are compared as numbers, as etcd hands them out; one that does not parse disables the wait.
+func (c *NetworkController) wrote(ns, rv string) {
+	v, err := strconv.ParseUint(rv, 10, 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v > c.seenRV[ns] { // the watch event may have come before the write's answer
+		c.pendingRV[ns] = v
+	}
+}
+
+func (c *NetworkController) observe(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		c.mu.Lock()
+		delete(c.pendingRV, namespaceOfKey(t.Key)) // the cache relisted: whatever it holds now is newer
+		c.mu.Unlock()
+		return
+	}
+	m, err := meta(obj)
+	if err != nil {
+		return
+	}
+	ns := m.GetNamespace()
+	v, err := strconv.ParseUint(m.GetResourceVersion(), 10, 64)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		delete(c.pendingRV, ns)
+		return
+	}
+	c.seenRV[ns] = max(c.seenRV[ns], v)
+	if c.pendingRV[ns] <= v {
+		delete(c.pendingRV, ns)
+	}
+}
+
+func (c *NetworkController) behindOwnWrite(ns string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.pendingRV[ns]
+	return ok
+}
+
+func namespaceOfKey(key string) string {
+	ns, _, _ := strings.Cut(key, "/")
+	return ns
 }
 
 func (c *NetworkController) remember(ns, key string) {
