@@ -92,12 +92,24 @@ func TestServiceAccountHasLeastPrivilege(t *testing.T) {
 		{authorizationv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace}, true},
 		{authorizationv1.ResourceAttributes{Verb: "get", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-audit"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-audit"}, true},
+		// The NetworkPolicy owner: agentgate-egress in any namespace, and its Lease.
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "team-a"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "team-a", Name: "agentgate-egress"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "team-a", Name: "agentgate-egress"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "watch", Group: "networking.k8s.io", Resource: "networkpolicies"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-network"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "get", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-network"}, true},
 		// and nothing more:
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "log", Namespace: "default", Name: "x"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "someone-elses"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-audit"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system", Name: "agentgate-audit"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "list", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace}, false},
+		{authorizationv1.ResourceAttributes{Verb: "patch", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "team-a", Name: "agentgate-egress"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "deletecollection", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "team-a"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-network"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: "networking.k8s.io", Resource: "adminnetworkpolicies"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default", Name: "anything"}, false},
 		// Listing and watching secrets is what the service-account token Secret informer needs (its requests ask
 		// for metadata only, with a type field selector, which RBAC cannot express); reading one is not granted.

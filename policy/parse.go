@@ -50,6 +50,7 @@ type Policy struct {
 	allowedCaps     map[corev1.Capability]bool
 	commands        *commandRules
 	maxResources    map[corev1.ResourceName]resource.Quantity
+	network         *network
 }
 
 // Parse decodes one policy document (YAML or JSON) strictly, applies defaults, and validates it. All field
@@ -269,6 +270,8 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 	errs = append(errs, e...)
 	errs = append(errs, compileRuntime(&s.Runtime, sp.Child("runtime"))...)
 	errs = append(errs, compileExec(s.Exec, sp.Child("exec"))...)
+	p.network, e = compileNetwork(s.Network, sp.Child("network"))
+	errs = append(errs, e...)
 	return p, errs
 }
 

@@ -58,6 +58,7 @@ type Spec struct {
 	Windows             WindowsMode           `json:"windows,omitempty"`
 	Exec                Exec                  `json:"exec,omitempty"`
 	UnknownFields       UnknownFieldsMode     `json:"unknownFields,omitempty"`
+	Network             Network               `json:"network,omitempty"`
 }
 
 // Match selects agent pods. An empty Match selects every pod the webhook is asked about.

@@ -91,6 +91,9 @@ var weakeningRules = []weakeningRule{
 	{"runtime", []string{"runtime.runtimeClassNames", "runtime.defaultRuntimeClassName", "runtime.hostUsers"}, weakenRuntime},
 	{"exec", []string{"exec.mode", "exec.allowGroups", "exec.interactive"}, weakenExec}, // policy/exec.go
 	{"unknownFields", []string{"unknownFields"}, weakenUnknownFields},
+	{"network", []string{"network.manage", "network.egress.allow[].cidr", "network.egress.allow[].ports[].port",
+		"network.egress.allow[].ports[].endPort", "network.egress.allow[].ports[].protocol", "network.egress.dns",
+		"network.egress.dnsResolvers", "network.egress.blocked"}, weakenNetwork},
 }
 
 var specPath = field.NewPath("spec")
@@ -315,6 +318,22 @@ func weakenUnknownFields(old, cur *Policy, w *weakenings) {
 		w.add(specPath.Child("unknownFields"), quote(string(old.Spec.UnknownFields)), quote(string(cur.Spec.UnknownFields)),
 			"pods with pod-spec fields agentgate's Kubernetes API does not know are admitted, those fields unjudged")
 	}
+}
+
+// network: manage may not be turned off (agentgate stops keeping agentgate-egress, and stops judging other
+// NetworkPolicies); no allow entry may be added or changed (a changed CIDR or port list counts as added,
+// whatever it covers); dns may not be turned on, no resolver added, no blocked range removed.
+func weakenNetwork(old, cur *Policy, w *weakenings) {
+	np := specPath.Child("network")
+	o, c := old.Spec.Network, cur.Spec.Network
+	turnedOff(w, np.Child("manage"), o.Manage, c.Manage, "agentgate stops keeping the default-deny NetworkPolicy agentgate-egress, and agent pods may reach anything")
+	ep := np.Child("egress")
+	addedEntries(w, ep.Child("allow"), o.Egress.Allow, c.Egress.Allow, jsonKey[EgressAllow], "agent pods may reach this range")
+	if !old.network.dns && cur.network.dns {
+		w.add(ep.Child("dns"), "false", "true", "agent pods may reach the cluster DNS (and name lookups carry data out)")
+	}
+	addedEntries(w, ep.Child("dnsResolvers"), o.Egress.DNSResolvers, c.Egress.DNSResolvers, identity, "agent pods may reach this address on port 53")
+	removedEntries(w, ep.Child("blocked"), o.Egress.Blocked, c.Egress.Blocked, identity, "this range is no longer excepted from the allowed ones")
 }
 
 // addedEntries reports each entry of cur whose key no entry of old has, at its index in cur.

@@ -14,14 +14,18 @@
 //     DaemonSet, Job, CronJob and ReplicationController, judged by policy.Set.Judge. DELETE and CONNECT, and
 //     subresources that do not change containers (status, scale, …), are allowed. An UPDATE that leaves the
 //     pod spec unchanged (labels, finalizers) is allowed: judging it again after a policy change could block
-//     deleting old pods. A kind agentgate does not judge is refused (fail closed): only a misconfigured
-//     webhook sends one, and the refusal names it.
+//     deleting old pods. NetworkPolicies (networking.k8s.io/v1, CREATE and UPDATE) are judged by
+//     policy.Set.JudgeNetworkPolicy against the policies with network.manage (network.go); and a Pod CREATE
+//     that such a policy selects is denied while its namespace lacks agentgate-egress (Options.EgressPresence).
+//     A kind agentgate does not judge is refused (fail closed): only a misconfigured webhook sends one, and
+//     the refusal names it.
 //   - POST /validate-policy: a ConfigMap labelled agentgate.io/policy=true must hold a valid AgentPolicy
 //     under data[policy.yaml]; every field error comes back at once, its path prefixed data[policy.yaml].
 //   - POST /validate-guard: the changes that switch the sandbox off — a Namespace UPDATE (any subresource)
 //     that removes agentgate.io/agents or sets it to anything but "true"; a policy ConfigMap UPDATE or DELETE
 //     that weakens the policy (policy.ConfigMapWeakenings: its mode, match, exemptions, allowlists, bounds,
-//     label, key, …) — are refused (403, a cause per change naming the field, old and new value) unless
+//     label, key, …); an UPDATE or DELETE of NetworkPolicy agentgate-egress labelled managed-by agentgate by
+//     anyone but Options.ControllerUsers (and, deleting only, kube-controller-manager emptying a namespace) — are refused (403, a cause per change naming the field, old and new value) unless
 //     request.userInfo.groups holds one of Options.AdminGroups (default system:masters). Every other request is allowed; an object that does
 //     not decode is refused. Guarded changes, refused or made by an admin, are logged as admission.guarded
 //     and counted in agentgate_guarded_changes_total. See guard.go and docs/operating.md.

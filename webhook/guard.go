@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -57,9 +58,10 @@ const (
 	changePolicyDelete   = "policy_delete"
 	changePolicyDocument = "policy_document" // the key removed, a version that does not parse, or one that cannot be measured
 	changePolicySpec     = "policy_spec"     // any other weakening of the policy document
+	changeNetworkPolicy  = "networkpolicy"   // agentgate-egress edited or deleted
 )
 
-var guardedChangeLabels = []string{changeAgentsLabel, changePolicyLabel, changePolicyMode, changePolicyDelete, changePolicyDocument, changePolicySpec}
+var guardedChangeLabels = []string{changeAgentsLabel, changePolicyLabel, changePolicyMode, changePolicyDelete, changePolicyDocument, changePolicySpec, changeNetworkPolicy}
 
 // weakeningChange is the metric label of a policy weakening: its rule, for the few with their own label.
 func weakeningChange(w policy.Weakening) string {
@@ -108,8 +110,8 @@ type guardedChange struct {
 // validateGuard judges Namespace UPDATEs and policy ConfigMap UPDATEs and DELETEs; see the top of this file.
 func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
-	if (gk != namespaceGK && gk != configMapGK) || req.Kind.Version != "v1" {
-		return refuse("unsupported_kind", 400, "/%s judges v1 Namespaces and v1 ConfigMaps, not %s: fix the webhook configuration", EndpointValidateGuard, gvkString(req.Kind))
+	if (gk != namespaceGK && gk != configMapGK && gk != networkPolicyGK) || req.Kind.Version != "v1" {
+		return refuse("unsupported_kind", 400, "/%s judges v1 Namespaces, ConfigMaps and networking.k8s.io NetworkPolicies, not %s: fix the webhook configuration", EndpointValidateGuard, gvkString(req.Kind))
 	}
 	switch req.Operation {
 	case admissionv1.Create, admissionv1.Connect:
@@ -127,7 +129,21 @@ func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRe
 	}
 	var changes []guardedChange
 	var name string
-	if gk == namespaceGK {
+	if gk == networkPolicyGK {
+		old, d, ok := decodeNetworkPolicy(req, "oldObject", req.OldObject.Raw)
+		if !ok {
+			return d
+		}
+		var cur *networkingv1.NetworkPolicy
+		if req.Operation == admissionv1.Update {
+			if cur, d, ok = decodeNetworkPolicy(req, "object", req.Object.Raw); !ok {
+				return d
+			}
+		}
+		name = old.Name
+		ev.setObject(&old.ObjectMeta)
+		changes = s.egressChanges(req, old, cur)
+	} else if gk == namespaceGK {
 		// Every subresource is judged alike: whatever the path, a label that disappears is guarded.
 		old, cur, d, ok := decodePair[corev1.Namespace](s, req, true)
 		if !ok {

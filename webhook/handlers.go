@@ -119,6 +119,9 @@ func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest
 		return d
 	}
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
+	if gk == networkPolicyGK {
+		return s.validateNetworkPolicy(ctx, req, ev)
+	}
 	tk, templated := s.podTemplateKind(req)
 	if !policy.Supported(gk) && !templated {
 		// Only a misconfigured webhook sends another kind. Fail closed, and say what to fix.
@@ -149,7 +152,11 @@ func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest
 		return allow()
 	}
 	snap := s.store.Snapshot()
-	res := snap.Set.Judge(w, s.namespace(ctx, req.Namespace, snap.Set, ev), requester(req))
+	ns := s.namespace(ctx, req.Namespace, snap.Set, ev)
+	if d, missing := s.missingEgress(req, gk, w, snap.Set, ns); missing {
+		return d
+	}
+	res := snap.Set.Judge(w, ns, requester(req))
 	ev.generation = snap.Generation
 	ev.result = &res
 	for _, ex := range res.Exemptions {

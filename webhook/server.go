@@ -87,6 +87,12 @@ type Options struct {
 	// PolicyNamespace, when set, limits /validate-guard's policy ConfigMap checks to that namespace (the one
 	// the ConfigMap source watches); empty: every namespace the webhook configuration sends.
 	PolicyNamespace string
+	// ControllerUsers are the usernames agentgate's own NetworkPolicy owner writes as: the guard lets them (and
+	// the admins) edit and delete agentgate-egress.
+	ControllerUsers []string
+	// EgressPresence, when set, is asked before a pod that a policy with network.manage selects is admitted:
+	// while its namespace lacks agentgate-egress, the pod is denied (a retry succeeds once it is there).
+	EgressPresence EgressPresence
 
 	// Logger receives the JSON audit events; JSON on stdout when nil.
 	Logger *slog.Logger

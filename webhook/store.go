@@ -58,7 +58,13 @@ type Snapshot struct {
 	Policies   []PolicyInfo
 	// Default is true when no source holds a valid policy and the embedded default policy is in force.
 	Default bool
+
+	replaced chan struct{}
 }
+
+// Replaced is closed when a newer snapshot is in force: a background job (the NetworkPolicy owner) reads
+// Snapshot, works from it, and waits on Replaced to redo its work, without missing a change in between.
+func (s *Snapshot) Replaced() <-chan struct{} { return s.replaced }
 
 // SourceStatus is the state of one key, for /readyz.
 type SourceStatus struct {
@@ -211,7 +217,7 @@ func (s *Store) publishLocked() {
 		}
 	}
 	slices.Sort(keys)
-	snap := &Snapshot{}
+	snap := &Snapshot{replaced: make(chan struct{})}
 	var ps []*policy.Policy
 	for _, k := range keys {
 		e := s.entries[k]
@@ -228,7 +234,9 @@ func (s *Store) publishLocked() {
 	snap.Set = policy.NewSet(ps...)
 	s.generation++
 	snap.Generation = s.generation
-	s.current.Store(snap)
+	if prev := s.current.Swap(snap); prev != nil {
+		close(prev.replaced)
+	}
 	select {
 	case s.changed <- struct{}{}:
 	default:
@@ -282,6 +290,10 @@ func (s *Store) register(name string) Updater {
 	s.pending[name] = true
 	return &sourceUpdater{Store: s, name: name}
 }
+
+// AllSynced reports whether every source has delivered its initial state: before that, the set in force may
+// be the embedded default while the real policies are still on their way.
+func (s *Store) AllSynced() bool { return len(s.unsynced()) == 0 }
 
 // unsynced lists the sources that have not delivered their initial state yet.
 func (s *Store) unsynced() []string {

@@ -80,10 +80,10 @@ func unchangedTemplate(req *admissionv1.AdmissionRequest, k policy.PodTemplateKi
 }
 
 // kindLabel keeps the kind label of metrics to a bounded set whatever a client sends: the kinds judged
-// (declared ones are fixed at start), ConfigMap, and "other".
+// (declared ones are fixed at start), ConfigMap, NetworkPolicy, and "other".
 func (s *Server) kindLabel(req *admissionv1.AdmissionRequest) string {
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
-	if _, ok := s.podTemplateKind(req); ok || policy.Supported(gk) || gk == configMapGK {
+	if _, ok := s.podTemplateKind(req); ok || policy.Supported(gk) || gk == configMapGK || gk == networkPolicyGK {
 		return gk.Kind
 	}
 	return "other"

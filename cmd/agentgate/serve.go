@@ -285,6 +285,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		}
 		opts.GetCertificate, selfSigned = getCert, files
 	}
+	// The network sandbox needs agentgate's namespace (its Lease); without one there is nothing to lead.
+	networkNS := ""
+	if client != nil {
+		if networkNS = serveNamespace(f); networkNS != "" {
+			if err := prepareNetwork(ctx, client, networkNS, &opts, log); err != nil {
+				fmt.Fprintln(stderr, "agentgate serve:", err)
+				return 1
+			}
+		}
+	}
 	if len(opts.Sources) == 0 {
 		log.Info("no --policy-file and no --watch-configmaps: serving the embedded default policy", "event", "policy.default")
 	}
@@ -293,6 +303,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	if err != nil {
 		fmt.Fprintln(stderr, "agentgate serve:", err)
 		return 2
+	}
+	// Every replica exports the owner's series, whether or not it runs (or leads) the owner.
+	networkMetrics, err := cluster.NewNetworkMetrics(opts.Registry)
+	if err != nil {
+		fmt.Fprintln(stderr, "agentgate serve:", err)
+		return 1
+	}
+	if networkNS != "" {
+		if err := startNetworkOwner(ctx, client, networkNS, srv, log, networkMetrics); err != nil {
+			fmt.Fprintln(stderr, "agentgate serve:", err)
+			return 1
+		}
 	}
 	if err := srv.Listen(); err != nil {
 		fmt.Fprintln(stderr, "agentgate serve:", err)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"agentgate.io/agentgate/internal/manifest"
@@ -115,6 +116,10 @@ func (r *Run) judgeObject(d *document, item string, obj []byte) {
 	}
 	gk := schema.GroupKind{Group: gv.Group, Kind: h.Kind}
 	d.entries = append(d.entries, e)
+	if gk == networkPolicyGK {
+		r.judgeNetworkPolicy(e, gv.Version, obj)
+		return
+	}
 	var w *policy.Workload
 	if tk, ok := r.PodTemplateKinds.Lookup(gv.WithKind(h.Kind)); ok {
 		if w, err = tk.Decode(obj); err != nil {
@@ -169,6 +174,30 @@ func (r *Run) judgeObject(d *document, item string, obj []byte) {
 			}
 		}
 	}
+}
+
+var networkPolicyGK = schema.GroupKind{Group: "networking.k8s.io", Kind: "NetworkPolicy"}
+
+// judgeNetworkPolicy judges a NetworkPolicy as /validate does: against the policies with network.manage that
+// select its namespace (offline, without labels, every namespace: the strict side). Never fixed.
+func (r *Run) judgeNetworkPolicy(e *entry, version string, obj []byte) {
+	if version != "v1" {
+		e.err = fmt.Errorf("apiVersion: Unsupported value: %q: agentgate judges networking.k8s.io/v1 NetworkPolicies", e.apiVersion)
+		return
+	}
+	np := &networkingv1.NetworkPolicy{}
+	if err := policy.UnmarshalStrict(obj, np); err != nil {
+		e.err = fmt.Errorf("decoding NetworkPolicy: %w", err)
+		var de *policy.DecodeError
+		if errors.As(err, &de) && len(de.Fields) > 0 {
+			e.errLine = e.doc.LineOf(e.item, de.Fields[0].Path)
+		}
+		return
+	}
+	ns := r.namespace(np.Namespace)
+	e.namespace = ns.Name
+	res := r.Set.JudgeNetworkPolicy(np, ns)
+	e.result = &res
 }
 
 // namespace is what policies know offline of a workload's namespace: its name ("default" when unset) and

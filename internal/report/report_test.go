@@ -133,6 +133,36 @@ spec:
 				"p.yaml Pod/minimal@1 ns=agents allowed=true matched=[agents] violations=0 patched=true",
 				"d.yaml Deployment/web@1 ns=default allowed=true matched=[] violations=0 patched=false",
 			}},
+		{"NetworkPolicies: judged against the policies that manage the network, never patched", Run{Set: policy.NewSet(mustPolicy(t, `apiVersion: agentgate.io/v1alpha1
+kind: AgentPolicy
+metadata: {name: net}
+spec:
+  network: {manage: true, egress: {allow: [{cidr: 10.0.0.0/8, ports: [{port: 443}]}]}}
+`))}, []string{"n.yaml", `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: open, namespace: agents}
+spec: {podSelector: {}, egress: [{}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: api, namespace: agents}
+spec: {podSelector: {}, egress: [{to: [{ipBlock: {cidr: 10.1.0.0/16}}], ports: [{port: 443}]}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: typo}
+spec: {podSelector: {}, egres: []}
+---
+apiVersion: networking.k8s.io/v1beta1
+kind: NetworkPolicy
+metadata: {name: old}
+`},
+			[]string{
+				"n.yaml#1 NetworkPolicy/open@1 ns=agents allowed=false matched=[net] violations=1 patched=false",
+				"n.yaml#2 NetworkPolicy/api@6 ns=agents allowed=true matched=[net] violations=0 patched=false",
+				`n.yaml#3 NetworkPolicy/typo@14 error: decoding NetworkPolicy: unknown field "spec.egres"`,
+				`n.yaml#4 NetworkPolicy/old@16 error: apiVersion: Unsupported value: "networking.k8s.io/v1beta1": agentgate judges networking.k8s.io/v1 NetworkPolicies`,
+			}},
 		{"generateName", Run{}, []string{"g.yaml", strings.Replace(minimalPod, "name: minimal", "generateName: job-", 1)},
 			[]string{"g.yaml Pod/job-*@1 ns=agents allowed=true matched=[agents] violations=0 patched=true"}},
 		{"errors name their line", Run{}, []string{

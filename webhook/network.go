@@ -1,0 +1,145 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"agentgate.io/agentgate/policy"
+)
+
+// NetworkPolicies are judged in /validate, dispatched by kind, rather than at an endpoint of their own: they
+// are judged where pods are (agent namespaces, failurePolicy Fail, the same namespaceSelector), against the
+// same policy set, with the same answer shape; one more rule in validate.workloads.agentgate.io.
+
+var networkPolicyGK = schema.GroupKind{Group: "networking.k8s.io", Kind: "NetworkPolicy"}
+
+// EgressPresence tells whether a namespace holds agentgate's agentgate-egress (cluster.ManagedNetworkPolicies).
+type EgressPresence interface {
+	Present(namespace string) bool
+}
+
+// namespaceDeleters delete every object of a namespace being deleted (kube-controller-manager's namespace
+// controller, with and without --use-service-account-credentials): the guard lets them delete agentgate-egress,
+// nothing else.
+var namespaceDeleters = []string{"system:serviceaccount:kube-system:namespace-controller", "system:kube-controller-manager"}
+
+// validateNetworkPolicy judges a NetworkPolicy CREATE or UPDATE in an agent namespace: it must not let the pods
+// of a policy with network.manage reach more than the policy's network.egress (policy.JudgeNetworkPolicy).
+func (s *Server) validateNetworkPolicy(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+	if req.Kind.Version != "v1" {
+		return refuse("unsupported_version", 400, "agentgate judges networking.k8s.io/v1 NetworkPolicies, not %s: set matchPolicy: Equivalent in the webhook configuration", gvkString(req.Kind))
+	}
+	if req.SubResource != "" {
+		ev.note = "subresource not judged"
+		return allow()
+	}
+	np, d, ok := decodeNetworkPolicy(req, "object", req.Object.Raw)
+	if !ok {
+		return d
+	}
+	ev.setObject(&np.ObjectMeta)
+	if req.Operation == admissionv1.Update {
+		if old, _, ok := decodeNetworkPolicy(req, "oldObject", req.OldObject.Raw); ok && equality.Semantic.DeepEqual(old.Spec, np.Spec) {
+			ev.note = "spec unchanged"
+			return allow()
+		}
+	}
+	snap := s.store.Snapshot()
+	res := snap.Set.JudgeNetworkPolicy(np, s.namespace(ctx, req.Namespace, snap.Set, ev))
+	ev.generation = snap.Generation
+	ev.result = &res
+	for _, v := range res.Violations {
+		s.metrics.violations.WithLabelValues(v.Policy, v.Check, string(v.Mode), networkPolicyGK.Kind).Inc()
+	}
+	enforce, warn := res.ByMode(policy.ModeEnforce), res.ByMode(policy.ModeWarn)
+	var warnings []string
+	for i, v := range warn {
+		if i == maxListed {
+			warnings = append(warnings, fmt.Sprintf("agentgate: %d more warnings not shown", len(warn)-maxListed))
+			break
+		}
+		warnings = append(warnings, "agentgate["+v.Policy+"]: "+v.Field+": "+v.Message)
+	}
+	if len(enforce) > 0 {
+		name := displayName(&np.ObjectMeta)
+		s.log.Warn("NetworkPolicy denied: it would let agent pods reach more than the policy allows", "event", "network.denied",
+			"namespace", req.Namespace, "name", name, "user", req.UserInfo.Username, "policies", res.Matched, "violations", len(enforce))
+		st := invalidStatus(networkPolicyGK, name, enforce.FieldErrors(), denialMessage("NetworkPolicy", name, enforce))
+		return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: st, Warnings: warnings}, result: resultDenied}
+	}
+	if len(warnings) > 0 {
+		return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Warnings: warnings}, result: resultWarned}
+	}
+	return allow()
+}
+
+func decodeNetworkPolicy(req *admissionv1.AdmissionRequest, what string, raw []byte) (*networkingv1.NetworkPolicy, decision, bool) {
+	if len(raw) == 0 {
+		return nil, refuse("null_object", 400, "request.%s is null for %s of %s", what, req.Operation, gvkString(req.Kind)), false
+	}
+	np := &networkingv1.NetworkPolicy{}
+	if err := policy.UnmarshalStrict(raw, np); err != nil {
+		return nil, refuse("object_decode", 400, "cannot decode request.%s as %s: %v", what, gvkString(req.Kind), err), false
+	}
+	if d, ok := checkTypeAndNamespace(req, &np.TypeMeta, &np.ObjectMeta); !ok {
+		return nil, d, false
+	}
+	return np, decision{}, true
+}
+
+// missingEgress is the defence in depth: a pod that a policy with network.manage selects is not admitted while
+// its namespace lacks agentgate-egress (just labelled, or the NetworkPolicy deleted a moment ago), since its
+// egress would be unrestricted. The owner creates it within seconds; the pod's controller retries by itself.
+func (s *Server) missingEgress(req *admissionv1.AdmissionRequest, gk schema.GroupKind, w *policy.Workload, set *policy.Set, ns policy.Namespace) (decision, bool) {
+	if s.opts.EgressPresence == nil || gk != podGK || req.Operation != admissionv1.Create || req.SubResource != "" {
+		return decision{}, false
+	}
+	manager := set.NetworkManager(ns)
+	if manager == nil || !manager.SelectsPod(w, ns, requester(req)) || s.opts.EgressPresence.Present(ns.Name) {
+		return decision{}, false
+	}
+	name := displayName(w.Meta)
+	msg := fmt.Sprintf("agentgate: Pod %q denied: namespace %q is managed by policy %q (spec.network.manage) but its NetworkPolicy %s is not in place yet, and without it the pod could reach any address; agentgate creates or restores it within seconds: retry (controllers retry by themselves)",
+		name, ns.Name, manager.Name, policy.NetworkPolicyName)
+	s.log.Warn("pod denied: agentgate-egress missing", "event", "network.denied", "namespace", ns.Name, "name", name, "policy", manager.Name, "reason", "egress_missing")
+	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg,
+		Details: &metav1.StatusDetails{Kind: "Pod", Name: name, RetryAfterSeconds: 2},
+	}}, result: resultDenied}, true
+}
+
+// egressChanges: anyone but agentgate's own controller, an admin or a namespace deleter touching agentgate's
+// agentgate-egress (UPDATE or DELETE of the NetworkPolicy of that name labelled managed-by agentgate).
+func (s *Server) egressChanges(req *admissionv1.AdmissionRequest, old, cur *networkingv1.NetworkPolicy) []guardedChange {
+	if old.Name != policy.NetworkPolicyName || old.Labels[policy.ManagedByLabel] != policy.ManagedByValue {
+		return nil
+	}
+	user := req.UserInfo.Username
+	if slices.Contains(s.opts.ControllerUsers, user) || (cur == nil && slices.Contains(namespaceDeleters, user)) {
+		return nil
+	}
+	if cur == nil {
+		return []guardedChange{{change: changeNetworkPolicy, detail: "deleting agentgate's default-deny egress NetworkPolicy lets agent pods reach any address until agentgate restores it"}}
+	}
+	var changes []guardedChange
+	if !equality.Semantic.DeepEqual(old.Spec, cur.Spec) {
+		changes = append(changes, guardedChange{change: changeNetworkPolicy, field: "spec",
+			detail: "agentgate keeps this NetworkPolicy as the policy says (spec.network); edit the policy instead"})
+	}
+	for _, key := range []string{policy.ManagedByLabel} {
+		if cur.Labels[key] != old.Labels[key] {
+			changes = append(changes, guardedChange{change: changeNetworkPolicy, field: field.NewPath("metadata", "labels").Key(key).String(),
+				detail: labelChange(cur.Labels, key) + " takes the NetworkPolicy from agentgate"})
+		}
+	}
+	return changes
+}
