@@ -51,7 +51,7 @@ func TestNetworkParseErrors(t *testing.T) {
 		{"endPort too big", `egress: {allow: [{cidr: "10.0.0.0/8", ports: [{port: 443, endPort: 70000}]}]}`, []string{`spec.network.egress.allow[0].ports[0].endPort: Invalid value: 70000: must be between port (443) and 65535`}},
 		{"protocol lower case", `egress: {allow: [{cidr: "10.0.0.0/8", ports: [{port: 443, protocol: tcp}]}]}`, []string{`spec.network.egress.allow[0].ports[0].protocol: Unsupported value: "tcp": supported values: "TCP", "UDP", "SCTP"`}},
 		{"protocol ICMP", `egress: {allow: [{cidr: "10.0.0.0/8", ports: [{port: 1, protocol: ICMP}]}]}`, []string{`spec.network.egress.allow[0].ports[0].protocol: Unsupported value: "ICMP"`}},
-		{"port as a name", `egress: {allow: [{cidr: "10.0.0.0/8", ports: [{port: https}]}]}`, []string{`spec.network.egress.allow.ports.port: Invalid value: "string"`}},
+		{"port as a name", `egress: {allow: [{cidr: "10.0.0.0/8", ports: [{port: https}]}]}`, []string{`spec.network.egress.allow[0].ports[0].port: Invalid value: "string"`}},
 		{"blocked does not parse", `egress: {blocked: ["metadata"]}`, []string{`spec.network.egress.blocked[0]: Invalid value: "metadata": not a CIDR`}},
 		{"blocked host bits", `egress: {blocked: ["169.254.169.254/16"]}`, []string{`spec.network.egress.blocked[0]: Invalid value: "169.254.169.254/16": host bits set`}},
 		{"resolver does not parse", `egress: {dnsResolvers: ["node-local"]}`, []string{`spec.network.egress.dnsResolvers[0]: Invalid value: "node-local": not a CIDR`}},
