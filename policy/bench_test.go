@@ -108,10 +108,10 @@ func benchCases(tb testing.TB) []benchCase {
 func TestBenchmarkPods(t *testing.T) {
 	set := NewSet(Default())
 	for _, bc := range benchCases(t) {
-		if res := set.Evaluate(bc.hardened, benchNS, Requester{}); !res.Allowed() {
+		if res := set.evaluate(bc.hardened, benchNS, Requester{}); !res.Allowed() {
 			t.Errorf("%s: hardened pod denied: %q", bc.name, violationKeys(res.Violations))
 		}
-		if res := set.Evaluate(bc.pod, benchNS, Requester{}); res.Allowed() {
+		if res := set.evaluate(bc.pod, benchNS, Requester{}); res.Allowed() {
 			t.Errorf("%s: the pod as sent passes; hardening would have nothing to do", bc.name)
 		}
 		n := len(bc.pod.Spec.Containers) + len(bc.pod.Spec.InitContainers)
@@ -129,7 +129,7 @@ func TestBenchmarkPods(t *testing.T) {
 	}
 }
 
-// BenchmarkCheck is Set.Evaluate on an already hardened pod: what the validating webhook does per admission
+// BenchmarkCheck is Set.evaluate on an already hardened pod: what the validating webhook does per admission
 // after decoding.
 func BenchmarkCheck(b *testing.B) {
 	set := NewSet(Default())
@@ -138,7 +138,7 @@ func BenchmarkCheck(b *testing.B) {
 			b.ReportAllocs()
 			done := benchcpu.PerOp(b)
 			for b.Loop() {
-				res := set.Evaluate(bc.hardened, benchNS, Requester{})
+				res := set.evaluate(bc.hardened, benchNS, Requester{})
 				if !res.Allowed() {
 					b.Fatal("denied")
 				}
@@ -229,7 +229,7 @@ func BenchmarkMutate(b *testing.B) {
 var scaleContainers = []int{1, 2, 5, 10, 20, 50, 100}
 
 // BenchmarkScaleContainers, BenchmarkScalePolicies and BenchmarkScaleAllowlist measure three operations:
-// "check" is Set.Evaluate of the hardened pod, "judge" is Set.Judge of the hardened pod (what /validate
+// "check" is Set.evaluate of the hardened pod, "judge" is Set.Judge of the hardened pod (what /validate
 // decides once the mutating webhook has run) and "mutate" is Set.Mutate of the pod as sent (what /mutate
 // decides, without the patch).
 func scaleOp(b *testing.B, set *Set, op string, sent, hardened *Workload, matched int) {
@@ -238,7 +238,7 @@ func scaleOp(b *testing.B, set *Set, op string, sent, hardened *Workload, matche
 	for b.Loop() {
 		switch op {
 		case "check":
-			if res := set.Evaluate(hardened, benchNS, Requester{}); !res.Allowed() || len(res.Matched) != matched {
+			if res := set.evaluate(hardened, benchNS, Requester{}); !res.Allowed() || len(res.Matched) != matched {
 				b.Fatal("denied")
 			}
 		case "judge":

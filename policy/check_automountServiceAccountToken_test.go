@@ -54,7 +54,7 @@ func TestAllowedServiceAccountsMayCarryAToken(t *testing.T) {
 			t.Fatal(err)
 		}
 		rq := Requester{Username: tc.by}
-		res := set.Evaluate(w, Namespace{Name: "ops"}, rq)
+		res := set.evaluate(w, Namespace{Name: "ops"}, rq)
 		got := 0
 		for _, v := range res.Violations {
 			if v.Check == "automountServiceAccountToken" {

@@ -108,7 +108,7 @@ func runCheck(t testing.TB, p *Policy, c check, pod *corev1.Pod) Violations {
 // meshOperator is the requester that test policies' container exemptions name (serviceAccounts: [mesh/operator]).
 var meshOperator = Requester{Username: "system:serviceaccount:mesh:operator"}
 
-// runCheckIn is runCheck in namespace ns for requester rq, through the view the check gets in Evaluate.
+// runCheckIn is runCheck in namespace ns for requester rq, through the view the check gets in evaluate.
 func runCheckIn(t testing.TB, p *Policy, c check, pod *corev1.Pod, ns Namespace, rq Requester) Violations {
 	t.Helper()
 	w, err := NewWorkload(pod)
@@ -277,7 +277,7 @@ func TestViolationsComeInCheckOrderDeterministically(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := NewSet(p).Evaluate(w, Namespace{Name: "agents"}, Requester{})
+		res := NewSet(p).evaluate(w, Namespace{Name: "agents"}, Requester{})
 		vs := res.Violations
 		if run == 0 {
 			first = vs

@@ -128,9 +128,9 @@ func (p *Policy) SelectsPodMeta(ns Namespace, podLabels map[string]string) bool 
 	return p.matchesLabels(ns, podLabels) && !p.exemptNS[ns.Name]
 }
 
-// Evaluate judges the workload as it is. Callers that judge a controller's template, or a manifest
+// evaluate judges the workload as it is. Callers that judge a controller's template, or a manifest
 // offline, harden a copy first (Harden), because that is what the pods it makes will look like.
-func (s *Set) Evaluate(w *Workload, ns Namespace, rq Requester) Result {
+func (s *Set) evaluate(w *Workload, ns Namespace, rq Requester) Result {
 	var res Result
 	for _, p := range s.Policies {
 		ok, ex := p.selects(w, ns, rq)
@@ -194,13 +194,13 @@ func (s *Set) needsHardening(w *Workload, ns Namespace, rq Requester) bool {
 // compliant template) is its own hardened form: it is judged once, without a copy.
 func (s *Set) Judge(w *Workload, ns Namespace, rq Requester) Result {
 	if !s.needsHardening(w, ns, rq) {
-		return s.Evaluate(w, ns, rq)
+		return s.evaluate(w, ns, rq)
 	}
 	hardened := w.DeepCopy()
 	s.Harden(hardened, ns, rq)
-	res := s.Evaluate(hardened, ns, rq)
+	res := s.evaluate(hardened, ns, rq)
 	if w.IsPod() && res.Allowed() {
-		return s.Evaluate(w, ns, rq)
+		return s.evaluate(w, ns, rq)
 	}
 	return res
 }
@@ -216,7 +216,7 @@ func (s *Set) Mutate(w *Workload, ns Namespace, rq Requester) (*Workload, bool) 
 	if !s.Harden(hardened, ns, rq) {
 		return w, false
 	}
-	if res := s.Evaluate(hardened, ns, rq); !res.Allowed() {
+	if res := s.evaluate(hardened, ns, rq); !res.Allowed() {
 		return w, false
 	}
 	return hardened, true

@@ -74,7 +74,7 @@ func fuzzSets(t testing.TB) []*Set {
 	}
 }
 
-// FuzzHarden: for any pod JSON that decodes strictly, hardening is idempotent, Judge and Evaluate never panic
+// FuzzHarden: for any pod JSON that decodes strictly, hardening is idempotent, Judge and evaluate never panic
 // on the pod as sent or hardened, the hardened pod still decodes, and the patch turns the raw JSON into it.
 func FuzzHarden(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{"containers":[{"name":"a","image":"registry.corp.example/agents/a:1"}]}}`))
@@ -89,7 +89,7 @@ func FuzzHarden(f *testing.F) {
 			return
 		}
 		for i, set := range sets {
-			_ = set.Evaluate(w, ns, Requester{})
+			_ = set.evaluate(w, ns, Requester{})
 			_ = set.Judge(w, ns, Requester{})
 			h := w.DeepCopy()
 			set.Harden(h, ns, Requester{})
@@ -102,7 +102,7 @@ func FuzzHarden(f *testing.F) {
 				t.Fatalf("policy %d: second hardening pass changed the pod:\n%s\n%s", i, hj, aj)
 			}
 			_ = set.Judge(h, ns, Requester{})
-			res := set.Evaluate(h, ns, Requester{})
+			res := set.evaluate(h, ns, Requester{})
 			if _, err := DecodeWorkload(podGK, []byte(hj)); err != nil {
 				t.Fatalf("policy %d: hardened pod does not decode: %v\n%s", i, err, hj)
 			}

@@ -103,7 +103,7 @@ spec:
 func TestHardenFillsEveryUnsetField(t *testing.T) {
 	set := NewSet(Default())
 	w, _ := workloadFromYAML(t, hardenBare)
-	if res := set.Evaluate(w, testNS, Requester{}); res.Allowed() {
+	if res := set.evaluate(w, testNS, Requester{}); res.Allowed() {
 		t.Fatal("the bare pod passes before hardening")
 	}
 	h := hardenTwice(t, set, w)
@@ -133,7 +133,7 @@ func TestHardenFillsEveryUnsetField(t *testing.T) {
 			t.Errorf("%s[%d] resources = %s", ca.field, ca.index, mustJSON(t, res))
 		}
 	}
-	if res := set.Evaluate(h, testNS, Requester{}); !res.Allowed() {
+	if res := set.evaluate(h, testNS, Requester{}); !res.Allowed() {
 		t.Errorf("hardened bare pod denied: %v", res.Violations)
 	}
 }
@@ -222,7 +222,7 @@ func TestHardenNeverFlips(t *testing.T) {
 			if got := mustJSON(t, h.Object); !strings.Contains(got, tc.keep) {
 				t.Errorf("hardened pod lost %s:\n%s", tc.keep, got)
 			}
-			if got := violationKeys(set.Evaluate(h, testNS, Requester{}).Violations); !slices.Equal(got, tc.deny) {
+			if got := violationKeys(set.evaluate(h, testNS, Requester{}).Violations); !slices.Equal(got, tc.deny) {
 				t.Errorf("denials = %q, want %q", got, tc.deny)
 			}
 			// Mutate leaves a pod that will be denied exactly as sent.
@@ -288,7 +288,7 @@ spec:
 		"capabilities@spec.containers[1].securityContext.capabilities.add[0]",
 		// No allowPrivilegeEscalation "unset" beside them: writing false there is what the API server refuses.
 	}
-	got := violationKeys(set.Evaluate(h, testNS, Requester{}).Violations)
+	got := violationKeys(set.evaluate(h, testNS, Requester{}).Violations)
 	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
 		t.Errorf("denials = %q\nwant %q", got, want)
 	}
@@ -321,7 +321,7 @@ spec:
 		w, _ := workloadFromYAML(t, doc)
 		h := hardenTwice(t, set, w)
 		assertNoLinuxOnlyFields(t, h)
-		if res := set.Evaluate(h, testNS, Requester{}); !res.Allowed() {
+		if res := set.evaluate(h, testNS, Requester{}); !res.Allowed() {
 			t.Errorf("hardened Windows pod denied under skipLinuxChecks: %v", violationKeys(res.Violations))
 		}
 	})
@@ -501,7 +501,7 @@ func TestHardenSelection(t *testing.T) {
 	if sc := h.Spec.Containers[0].SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
 		t.Errorf("judged container: runAsNonRoot not set per container: %s", mustJSON(t, h.Spec.Containers[0]))
 	}
-	res := set.Evaluate(h, testNS, meshOperator)
+	res := set.evaluate(h, testNS, meshOperator)
 	if !res.Allowed() || len(res.Exemptions) != 1 || res.Exemptions[0].Field != "spec.containers[1]" {
 		t.Errorf("allowed %v exemptions %+v violations %+v", res.Allowed(), res.Exemptions, res.Violations)
 	}

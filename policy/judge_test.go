@@ -31,9 +31,9 @@ func checkNeedsHardening(t *testing.T, data []byte) {
 				t.Fatalf("set %d, namespace %s: needsHardening %v, Harden changed %v: %s", i, ns.Name, needs, changed, data)
 			}
 			// Judge and Mutate with the shortcut give what the long way gives.
-			long := set.Evaluate(h, ns, Requester{})
+			long := set.evaluate(h, ns, Requester{})
 			if w.IsPod() && long.Allowed() {
-				long = set.Evaluate(w, ns, Requester{})
+				long = set.evaluate(w, ns, Requester{})
 			}
 			if got := set.Judge(w, ns, Requester{}); mustJSON(t, got) != mustJSON(t, long) {
 				t.Fatalf("set %d: Judge %s, the long way %s", i, mustJSON(t, got), mustJSON(t, long))

@@ -165,7 +165,7 @@ func checkOracleProperty(t *testing.T, oracle restrictedOracle, set *Set, c orac
 		fail("second hardening pass changed the pod:\n  first  %s\n  second %s", mustJSON(t, h.Object), mustJSON(t, again.Object))
 	}
 
-	res := set.Evaluate(h, testNS, Requester{})
+	res := set.evaluate(h, testNS, Requester{})
 	if res.Allowed() {
 		st.admitted++
 		if v := oracle.violations(h.PodMeta, h.Spec); len(v) > 0 {
@@ -173,7 +173,7 @@ func checkOracleProperty(t *testing.T, oracle restrictedOracle, set *Set, c orac
 		}
 	}
 
-	// The webhook's path: Mutate, then Judge the mutated pod. It agrees with Harden+Evaluate, and the patch
+	// The webhook's path: Mutate, then Judge the mutated pod. It agrees with Harden+evaluate, and the patch
 	// applied to the raw document yields the mutated pod.
 	m, changed := set.Mutate(w, testNS, Requester{})
 	if changed {
@@ -185,7 +185,7 @@ func checkOracleProperty(t *testing.T, oracle restrictedOracle, set *Set, c orac
 	}
 	judged := set.Judge(m, testNS, Requester{})
 	if got := judged.Allowed(); got != res.Allowed() {
-		fail("Judge(Mutate(pod)) allowed=%v but Evaluate(Harden(pod)) allowed=%v: %q", got, res.Allowed(), violationKeys(res.Violations))
+		fail("Judge(Mutate(pod)) allowed=%v but evaluate(Harden(pod)) allowed=%v: %q", got, res.Allowed(), violationKeys(res.Violations))
 	}
 	return fails
 }
