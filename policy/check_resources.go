@@ -1,70 +1,371 @@
 package policy
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// resources: a runaway task must not starve the node or its neighbours.
+// resources: a runaway task must not starve the node or its neighbours, through any field that asks the node
+// for something.
 //
 // Restricted fields:
 //
-//	spec.{initContainers,containers}[*].resources.limits[R] and .requests[R]
+//	spec.resources.requests[R], spec.resources.limits[R]                  (pod-level)
+//	spec.{initContainers,containers,ephemeralContainers}[*].resources.requests[R] and .limits[R]
+//	the pod's effective requests and limits (Kubernetes' formula, below)
+//	spec.resourceClaims[*]                                                (dynamic resource allocation)
 //
-// Allowed values: for every resource R with a default limit in the policy (cpu and memory by default), the
-// limit is set (mutation fills defaults); for every R in the policy's resources.max, neither the request nor
-// the limit exceeds max. Ephemeral containers may not set resources (the API forbids it) and are not judged.
+// Allowed values:
+//   - R is one of the policy's allowed resources (spec.resources.allowed; unset: cpu, memory and every name
+//     the resources section gives a value). nvidia.com/gpu, hugepages-*, ephemeral-storage or any other name
+//     is denied unless listed.
+//   - Every request and limit of a container, and of the pod level, is at most spec.resources.max[R].
+//   - For every R with a default limit, every init and regular container has a limit (mutation fills it),
+//     unless the pod-level limit of R is set: that limit then bounds every container.
+//   - The pod's effective request and limit of R are at most spec.resources.maxPerPod[R]. Effective is what
+//     the scheduler and kubelet count (k8s.io/component-helpers/resource PodRequests and PodLimits, without
+//     the RuntimeClass overhead): the pod-level value where set, otherwise the larger of the regular
+//     containers plus the restartable (sidecar) init containers, and the largest init container plus the
+//     sidecars started before it. Every container counts here, exempt ones too: the node does not exempt them.
+//   - spec.resourceClaims is empty unless spec.resources.allowResourceClaims: a claimed device is a resource
+//     the policy cannot count.
+//
+// Ephemeral containers may not set resources (the API forbids it, and pods/resize cannot add them): they
+// need no limit, but whatever they carry is judged all the same.
 var checkResources = check{id: "resources", run: func(p *Policy, pod *podView, r *report) {
-	res := p.Spec.Resources
-	for _, ca := range pod.containers {
-		if ca.field == "ephemeralContainers" {
-			continue
-		}
-		if resourcesWithinPolicy(p, &ca.c.Resources) {
-			continue // the happy path: no sorting, no path
-		}
-		rp := pod.path(ca).Child("resources")
-		for _, rn := range sortedResourceNames(res.Defaults.Limits) {
-			if _, ok := ca.c.Resources.Limits[rn]; !ok {
-				r.add("resources", rp.Child("limits").Key(string(rn)), "unset", limitAllowed(p, rn),
-					"agent containers must declare a "+string(rn)+" limit")
-			}
-		}
-		for _, rn := range sortedResourceNames(res.Max) {
-			max := p.maxResources[rn]
-			for _, kind := range []struct {
-				name string
-				list corev1.ResourceList
-			}{{"requests", ca.c.Resources.Requests}, {"limits", ca.c.Resources.Limits}} {
-				if q, ok := kind.list[rn]; ok && q.Cmp(max) > 0 {
-					r.add("resources", rp.Child(kind.name).Key(string(rn)), q.String(), "at most "+max.String(),
-						string(rn)+" "+kind.name+" exceed the policy's ceiling")
-				}
-			}
-		}
+	if judgeResources(p, pod, nil) {
+		return // the happy path: no sorting, no path, no allocation
 	}
+	judgeResources(p, pod, r)
 }}
 
-// resourcesWithinPolicy is the check without its report, in map order: it allocates nothing.
-func resourcesWithinPolicy(p *Policy, r *corev1.ResourceRequirements) bool {
-	for rn := range p.Spec.Resources.Defaults.Limits {
-		if _, ok := r.Limits[rn]; !ok {
-			return false
-		}
-	}
-	for rn, max := range p.maxResources {
-		if q, ok := r.Requests[rn]; ok && q.Cmp(max) > 0 {
-			return false
-		}
-		if q, ok := r.Limits[rn]; ok && q.Cmp(max) > 0 {
-			return false
-		}
-	}
-	return true
+// resourceRules is spec.resources compiled for evaluation.
+type resourceRules struct {
+	max             map[corev1.ResourceName]resource.Quantity
+	perPod          []namedQuantity       // sorted by name
+	requiredLimits  []corev1.ResourceName // the names of defaults.limits, sorted
+	defaultRequests []corev1.ResourceName // the names of defaults.requests, sorted
+	allowed         map[corev1.ResourceName]bool
+	allowedText     string // the allowed names, sorted, for messages
+	allowClaims     bool
 }
 
-func limitAllowed(p *Policy, rn corev1.ResourceName) string {
-	if m, ok := p.maxResources[rn]; ok {
+type namedQuantity struct {
+	name corev1.ResourceName
+	q    resource.Quantity
+}
+
+// judgeResources is the whole check. With r nil it reports nothing and stops at the first violation, in map
+// order, allocating nothing; with r set it reports every violation in a fixed order. One function for both,
+// so that the fast answer and the full report cannot disagree.
+func judgeResources(p *Policy, pod *podView, r *report) bool {
+	rules := &p.resources
+	spec := pod.spec
+	ok := true
+	var podLimits corev1.ResourceList
+	if spec.Resources != nil {
+		podLimits = spec.Resources.Limits
+		var at *field.Path
+		if r != nil {
+			at = pod.specPath.Child("resources")
+		}
+		if !rules.judgeRequirements(spec.Resources, at, r) {
+			if r == nil {
+				return false
+			}
+			ok = false
+		}
+	}
+	for _, ca := range pod.containers {
+		res := &ca.c.Resources
+		var at *field.Path
+		if r != nil {
+			at = pod.path(ca).Child("resources")
+		}
+		if ca.field != "ephemeralContainers" {
+			for _, rn := range rules.requiredLimits {
+				if _, set := res.Limits[rn]; set {
+					continue
+				}
+				if _, set := podLimits[rn]; set {
+					continue // the pod-level limit bounds this container
+				}
+				if r == nil {
+					return false
+				}
+				ok = false
+				r.add("resources", at.Child("limits").Key(string(rn)), "unset", rules.limitAllowed(rn),
+					"agent containers must declare a "+string(rn)+" limit, or the pod a pod-level one (spec.resources.limits)")
+			}
+		}
+		if !rules.judgeRequirements(res, at, r) {
+			if r == nil {
+				return false
+			}
+			ok = false
+		}
+	}
+	for _, ceiling := range rules.perPod {
+		for _, limits := range [2]bool{false, true} {
+			q, podLevel := effectivePodQuantity(spec, ceiling.name, limits)
+			if q.Cmp(ceiling.q) <= 0 {
+				continue
+			}
+			if m, hasMax := rules.max[ceiling.name]; podLevel && hasMax && q.Cmp(m) > 0 {
+				continue // already reported at this very path, against max
+			}
+			if r == nil {
+				return false
+			}
+			ok = false
+			kind, what := "requests", "request"
+			if limits {
+				kind, what = "limits", "limit"
+			}
+			why := "the pod's effective " + string(ceiling.name) + " " + what + " exceeds the policy's per-pod ceiling: " +
+				"regular and sidecar containers add up, and an init container counts alone when larger, as the scheduler and kubelet count"
+			if podLevel {
+				why = "the pod-level " + string(ceiling.name) + " " + what + " exceeds the policy's per-pod ceiling"
+			}
+			r.add("resources", pod.specPath.Child("resources", kind).Key(string(ceiling.name)), q.String(),
+				"at most "+ceiling.q.String()+" per pod", why)
+		}
+	}
+	if !rules.allowClaims {
+		for i := range spec.ResourceClaims {
+			if r == nil {
+				return false
+			}
+			ok = false
+			r.add("resources", pod.specPath.Child("resourceClaims").Index(i), quote(spec.ResourceClaims[i].Name),
+				"none (spec.resources.allowResourceClaims is false)",
+				"a claimed device (dynamic resource allocation) is a resource the policy cannot count")
+		}
+	}
+	return ok
+}
+
+// judgeRequirements judges the requests and limits of one container, or of the pod level (at is its
+// resources path; nil when r is).
+func (rules *resourceRules) judgeRequirements(res *corev1.ResourceRequirements, at *field.Path, r *report) bool {
+	ok := true
+	for _, kind := range [2]string{"requests", "limits"} {
+		list := res.Requests
+		if kind == "limits" {
+			list = res.Limits
+		}
+		if r == nil {
+			for rn, q := range list {
+				if !rules.allowed[rn] || rules.aboveMax(rn, q) {
+					return false
+				}
+			}
+			continue
+		}
+		for _, rn := range sortedResourceNames(list) {
+			q := list[rn]
+			switch {
+			case !rules.allowed[rn]:
+				ok = false
+				r.add("resources", at.Child(kind).Key(string(rn)), q.String(), "unset; the policy allows "+rules.allowedText,
+					string(rn)+" is not a resource this policy lets agent pods use (spec.resources.allowed)")
+			case rules.aboveMax(rn, q):
+				ok = false
+				m := rules.max[rn]
+				r.add("resources", at.Child(kind).Key(string(rn)), q.String(), "at most "+m.String(),
+					string(rn)+" "+kind+" exceed the policy's ceiling")
+			}
+		}
+	}
+	return ok
+}
+
+func (rules *resourceRules) aboveMax(rn corev1.ResourceName, q resource.Quantity) bool {
+	m, ok := rules.max[rn]
+	return ok && q.Cmp(m) > 0
+}
+
+func (rules *resourceRules) limitAllowed(rn corev1.ResourceName) string {
+	if m, ok := rules.max[rn]; ok {
 		return "a limit of at most " + m.String()
 	}
 	return "any limit"
+}
+
+// effectivePodQuantity is the pod's request (or limit) of rn as Kubernetes counts it
+// (k8s.io/component-helpers/resource PodRequests/PodLimits without overhead; a test holds the two together),
+// and whether it is the pod-level value. A container that does not set rn counts as zero. It allocates
+// nothing for quantities that fit in an int64.
+func effectivePodQuantity(spec *corev1.PodSpec, rn corev1.ResourceName, limits bool) (resource.Quantity, bool) {
+	pick := func(r *corev1.ResourceRequirements) corev1.ResourceList {
+		if limits {
+			return r.Limits
+		}
+		return r.Requests
+	}
+	if spec.Resources != nil && podLevelResource(rn) {
+		if q, ok := pick(spec.Resources)[rn]; ok {
+			return q, true
+		}
+	}
+	var regular, sidecars, initPeak resource.Quantity
+	for i := range spec.InitContainers {
+		c := &spec.InitContainers[i]
+		q := pick(&c.Resources)[rn].DeepCopy() // Add works in place: never into the pod's own value
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			sidecars.Add(q)
+			q = sidecars.DeepCopy() // while it starts, every sidecar before it runs too
+		} else {
+			q.Add(sidecars)
+		}
+		if q.Cmp(initPeak) > 0 {
+			initPeak = q
+		}
+	}
+	for i := range spec.Containers {
+		regular.Add(pick(&spec.Containers[i].Resources)[rn])
+	}
+	regular.Add(sidecars)
+	if initPeak.Cmp(regular) > 0 {
+		return initPeak, false
+	}
+	return regular, false
+}
+
+// podLevelResource: the names Kubernetes takes from spec.resources (k8s.io/component-helpers/resource
+// IsSupportedPodLevelResource); the API server refuses the others there.
+func podLevelResource(rn corev1.ResourceName) bool {
+	return rn == corev1.ResourceCPU || rn == corev1.ResourceMemory || strings.HasPrefix(string(rn), corev1.ResourceHugePagesPrefix)
+}
+
+// compileResources validates spec.resources and compiles it. Every error names its field.
+func compileResources(s *Resources, fp *field.Path) (resourceRules, field.ErrorList) {
+	var errs field.ErrorList
+	rules := resourceRules{max: map[corev1.ResourceName]resource.Quantity{}, allowClaims: s.AllowResourceClaims}
+
+	// named: every resource the section gives a value, with its path, in a fixed order.
+	type namedAt struct {
+		name corev1.ResourceName
+		path *field.Path
+	}
+	var named []namedAt
+	ceiling := func(list corev1.ResourceList, at *field.Path) {
+		for _, rn := range sortedResourceNames(list) {
+			q, p := list[rn], at.Key(string(rn))
+			named = append(named, namedAt{rn, p})
+			if err := validResourceName(rn); err != "" {
+				errs = append(errs, field.Invalid(p, string(rn), err))
+			}
+			if q.Sign() <= 0 {
+				errs = append(errs, field.Invalid(p, q.String(), "must be greater than zero"))
+			}
+		}
+	}
+	ceiling(s.Max, fp.Child("max"))
+	for _, rn := range sortedResourceNames(s.Max) {
+		rules.max[rn] = s.Max[rn]
+	}
+	ceiling(s.MaxPerPod, fp.Child("maxPerPod"))
+	for _, rn := range sortedResourceNames(s.MaxPerPod) {
+		rules.perPod = append(rules.perPod, namedQuantity{rn, s.MaxPerPod[rn]})
+	}
+
+	dp := fp.Child("defaults")
+	for _, kind := range []struct {
+		name string
+		list corev1.ResourceList
+	}{{"requests", s.Defaults.Requests}, {"limits", s.Defaults.Limits}} {
+		ceiling(kind.list, dp.Child(kind.name))
+		for _, rn := range sortedResourceNames(kind.list) {
+			q, p := kind.list[rn], dp.Child(kind.name).Key(string(rn))
+			switch rn {
+			case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage:
+			default:
+				// Extended resources and hugepages need request == limit and are never overcommitted: a default
+				// would hand every agent pod one.
+				errs = append(errs, field.NotSupported(p, rn, []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage}))
+			}
+			if m, ok := s.Max[rn]; ok && q.Cmp(m) > 0 {
+				errs = append(errs, field.Invalid(p, q.String(), fmt.Sprintf("exceeds spec.resources.max.%s (%s): every defaulted pod would be denied", rn, m.String())))
+			}
+			if m, ok := s.MaxPerPod[rn]; ok && q.Cmp(m) > 0 {
+				errs = append(errs, field.Invalid(p, q.String(), fmt.Sprintf("exceeds spec.resources.maxPerPod.%s (%s): every defaulted pod would be denied", rn, m.String())))
+			}
+		}
+	}
+	for _, rn := range sortedResourceNames(s.Defaults.Requests) {
+		req := s.Defaults.Requests[rn]
+		if l, ok := s.Defaults.Limits[rn]; ok && req.Cmp(l) > 0 {
+			errs = append(errs, field.Invalid(dp.Child("requests").Key(string(rn)), req.String(), "exceeds the default limit "+l.String()))
+		}
+	}
+	rules.requiredLimits = sortedResourceNames(s.Defaults.Limits)
+	rules.defaultRequests = sortedResourceNames(s.Defaults.Requests)
+
+	rules.allowed = map[corev1.ResourceName]bool{}
+	if len(s.Allowed) == 0 { // unset and [] alike: an empty list does not survive a round trip through omitempty
+		rules.allowed[corev1.ResourceCPU] = true
+		rules.allowed[corev1.ResourceMemory] = true
+		for _, n := range named {
+			rules.allowed[n.name] = true
+		}
+	} else {
+		ap := fp.Child("allowed")
+		for i, rn := range s.Allowed {
+			if err := validResourceName(rn); err != "" {
+				errs = append(errs, field.Invalid(ap.Index(i), string(rn), err))
+			}
+			if rules.allowed[rn] {
+				errs = append(errs, field.Duplicate(ap.Index(i), string(rn)))
+			}
+			rules.allowed[rn] = true
+		}
+		for _, n := range named {
+			if !rules.allowed[n.name] {
+				errs = append(errs, field.Invalid(n.path, string(n.name), "not in spec.resources.allowed: a value for a resource agent pods may not use"))
+			}
+		}
+	}
+	names := make([]string, 0, len(rules.allowed))
+	for rn := range rules.allowed {
+		names = append(names, string(rn))
+	}
+	slices.Sort(names)
+	rules.allowedText = strings.Join(names, ", ")
+	if len(names) == 0 {
+		rules.allowedText = "none"
+	}
+	return rules, errs
+}
+
+// validResourceName says why rn is not a resource a container can request ("" when it is), as the API
+// server's validation would: a native name, hugepages-<size>, or an extended resource "domain/name" outside
+// the kubernetes.io domain. A policy that misspells one ("CPU", "memroy") would bound nothing.
+func validResourceName(rn corev1.ResourceName) string {
+	s := string(rn)
+	switch {
+	case rn == corev1.ResourceCPU || rn == corev1.ResourceMemory || rn == corev1.ResourceEphemeralStorage:
+		return ""
+	case strings.HasPrefix(s, corev1.ResourceHugePagesPrefix):
+		if q, err := resource.ParseQuantity(strings.TrimPrefix(s, corev1.ResourceHugePagesPrefix)); err != nil || q.Sign() <= 0 {
+			return "hugepages-<page size>, such as hugepages-2Mi"
+		}
+		return ""
+	case strings.Contains(s, "/"):
+		if msgs := validation.IsQualifiedName(s); len(msgs) > 0 {
+			return "an extended resource is a qualified name such as nvidia.com/gpu: " + strings.Join(msgs, "; ")
+		}
+		domain, _, _ := strings.Cut(s, "/")
+		if domain == "kubernetes.io" || strings.HasSuffix(domain, ".kubernetes.io") || strings.HasPrefix(s, corev1.DefaultResourceRequestsPrefix) {
+			return "the kubernetes.io domain holds no extended resources a container can request"
+		}
+		return ""
+	}
+	return "not a resource a container can request: cpu, memory, ephemeral-storage, hugepages-<size> or an extended resource such as nvidia.com/gpu"
 }

@@ -44,6 +44,7 @@ var checks = []check{
 	checkTokenSecrets,
 	checkAutomountToken,
 	checkResources,
+	checkPriorityClass,
 	checkImages,
 	checkCommands,
 	checkEnvSecrets,

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // harden fills what the policy forces and the pod leaves unset, in place. Rules:
@@ -60,8 +61,12 @@ func (p *Policy) hardenPod(pod *podView, dry bool) bool {
 		}
 		changed = true
 	}
+	var shares corev1.ResourceList
+	if !dry { // whether a request is filled does not depend on its value
+		shares = p.requestShares(pod)
+	}
 	for _, ca := range pod.containers {
-		if p.hardenContainer(ca, pod.windows, perContainerNonRoot, dry) {
+		if p.hardenContainer(ca, pod.windows, perContainerNonRoot, s.Resources, shares, dry) {
 			if dry {
 				return true
 			}
@@ -85,7 +90,8 @@ func needsRoot(ca containerAt) bool {
 
 // hardenContainer fills one container's fields, except those of the checks an exemption relaxes for it.
 // nonRootHere: runAsNonRoot is forced per container rather than at pod level (a neighbour is exempt from it).
-func (p *Policy) hardenContainer(ca containerAt, windows, nonRootHere, dry bool) bool {
+// podLevel and shares: see fillResources.
+func (p *Policy) hardenContainer(ca containerAt, windows, nonRootHere bool, podLevel *corev1.ResourceRequirements, shares corev1.ResourceList, dry bool) bool {
 	c := ca.c
 	changed := false
 	sc := p.Spec.SecurityContext
@@ -132,7 +138,7 @@ func (p *Policy) hardenContainer(ca containerAt, windows, nonRootHere, dry bool)
 		}
 	}
 	if ca.field != "ephemeralContainers" && !ca.relaxes("resources") { // the API forbids resources on ephemeral containers
-		if p.fillResources(&c.Resources, dry) {
+		if p.fillResources(&c.Resources, podLevel, shares, dry) {
 			changed = true
 		}
 	}
@@ -152,15 +158,23 @@ func dropsAll(c *corev1.Container) bool {
 // request > limit (an invalid object): a request above the default limit raises that limit to the request
 // (the max check still bounds it), and a default request above an explicit limit is lowered to the limit.
 func (p *Policy) hardenResources(r *corev1.ResourceRequirements) bool {
-	return p.fillResources(r, false)
+	return p.fillResources(r, nil, nil, false)
 }
 
-// fillResources is hardenResources; with dry set it changes nothing and reports whether it would.
-func (p *Policy) fillResources(r *corev1.ResourceRequirements, dry bool) bool {
+// fillResources is hardenResources for one container of a pod whose pod-level resources are podLevel (nil:
+// none), never producing an object the API server refuses:
+//   - a resource with a pod-level limit gets no container default at all: the pod-level limit bounds every
+//     container (the check requires no container limit then), a container limit can never exceed it, and the
+//     API server defaults the pod-level request from it;
+//   - a resource with a pod-level request and no pod-level limit gets default limits, and requests of at most
+//     shares[rn], so that the containers' requests cannot add up above the pod-level one.
+//
+// With dry set it changes nothing and reports whether it would change anything.
+func (p *Policy) fillResources(r, podLevel *corev1.ResourceRequirements, shares corev1.ResourceList, dry bool) bool {
 	d := p.Spec.Resources.Defaults
 	changed := false
-	for _, rn := range sortedResourceNames(d.Limits) {
-		if _, ok := r.Limits[rn]; ok {
+	for _, rn := range p.resources.requiredLimits {
+		if _, ok := r.Limits[rn]; ok || podLimitSets(podLevel, rn) {
 			continue
 		}
 		if dry {
@@ -176,14 +190,17 @@ func (p *Policy) fillResources(r *corev1.ResourceRequirements, dry bool) bool {
 		r.Limits[rn] = lim
 		changed = true
 	}
-	for _, rn := range sortedResourceNames(d.Requests) {
-		if _, ok := r.Requests[rn]; ok {
+	for _, rn := range p.resources.defaultRequests {
+		if _, ok := r.Requests[rn]; ok || podLimitSets(podLevel, rn) {
 			continue
 		}
 		if dry {
 			return true
 		}
 		req := d.Requests[rn].DeepCopy()
+		if share, ok := shares[rn]; ok && req.Cmp(share) > 0 {
+			req = share.DeepCopy()
+		}
 		if lim, ok := r.Limits[rn]; ok && req.Cmp(lim) > 0 {
 			req = lim.DeepCopy()
 		}
@@ -194,4 +211,78 @@ func (p *Policy) fillResources(r *corev1.ResourceRequirements, dry bool) bool {
 		changed = true
 	}
 	return changed
+}
+
+func podLimitSets(podLevel *corev1.ResourceRequirements, rn corev1.ResourceName) bool {
+	if podLevel == nil {
+		return false
+	}
+	_, ok := podLevel.Limits[rn]
+	return ok
+}
+
+// requestShares is, for every default request whose resource has a pod-level request but no pod-level
+// limit, the most each container that hardening fills may request: what the pod-level request leaves after
+// the containers that set their own (or whose request the API server defaults from their limit), split
+// evenly, never below zero. Their sum is then at most the pod-level request, whatever the init and sidecar
+// arrangement, since Kubernetes' effective request never exceeds the plain sum of all containers.
+func (p *Policy) requestShares(pod *podView) corev1.ResourceList {
+	podLevel := pod.spec.Resources
+	if podLevel == nil || len(podLevel.Requests) == 0 {
+		return nil
+	}
+	filled := map[*corev1.Container]bool{}
+	for _, ca := range pod.containers {
+		if ca.field != "ephemeralContainers" && !ca.relaxes("resources") {
+			filled[ca.c] = true
+		}
+	}
+	var shares corev1.ResourceList
+	for _, rn := range p.resources.defaultRequests {
+		budget, ok := podLevel.Requests[rn]
+		if !ok || podLimitSets(podLevel, rn) {
+			continue
+		}
+		budget = budget.DeepCopy()
+		n := 0
+		for _, list := range [2][]corev1.Container{pod.spec.InitContainers, pod.spec.Containers} {
+			for i := range list {
+				c := &list[i]
+				if q, ok := c.Resources.Requests[rn]; ok {
+					budget.Sub(q)
+				} else if filled[c] {
+					n++
+				} else if q, ok := c.Resources.Limits[rn]; ok {
+					budget.Sub(q)
+				}
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		if shares == nil {
+			shares = corev1.ResourceList{}
+		}
+		shares[rn] = splitQuantity(budget, n, rn == corev1.ResourceCPU)
+	}
+	return shares
+}
+
+// splitQuantity is q/n rounded down (to the millicore for milli, else to the unit), and zero when q is not
+// positive.
+func splitQuantity(q resource.Quantity, n int, milli bool) resource.Quantity {
+	if q.Sign() <= 0 {
+		return *resource.NewQuantity(0, q.Format)
+	}
+	scale := resource.Scale(0)
+	if milli {
+		scale = resource.Milli
+	}
+	v := q.ScaledValue(scale) // rounds up: step back when it did
+	if resource.NewScaledQuantity(v, scale).Cmp(q) > 0 {
+		v--
+	}
+	share := resource.NewScaledQuantity(v/int64(n), scale)
+	share.Format = q.Format
+	return *share
 }

@@ -10,7 +10,6 @@ import (
 
 	json "github.com/go-json-experiment/json"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -49,8 +48,9 @@ type Policy struct {
 	pinAccess       map[string]PinAccess // by normalised registry: spec.images.pinRegistries
 	allowedCaps     map[corev1.Capability]bool
 	commands        *commandRules
-	maxResources    map[corev1.ResourceName]resource.Quantity
 	network         *network
+	resources       resourceRules
+	priorityClasses priorityClassRules
 }
 
 // Parse decodes one policy document (YAML or JSON) strictly, applies defaults, and validates it. All field
@@ -235,36 +235,10 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 			[]corev1.SeccompProfileType{corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeLocalhost}))
 	}
 
-	rp := sp.Child("resources")
-	p.maxResources = map[corev1.ResourceName]resource.Quantity{}
-	for _, rn := range sortedResourceNames(s.Resources.Max) {
-		q := s.Resources.Max[rn]
-		if q.Sign() <= 0 {
-			errs = append(errs, field.Invalid(rp.Child("max").Key(string(rn)), q.String(), "must be greater than zero"))
-		}
-		p.maxResources[rn] = q
-	}
-	dp := rp.Child("defaults")
-	for _, kind := range []struct {
-		name string
-		list corev1.ResourceList
-	}{{"requests", s.Resources.Defaults.Requests}, {"limits", s.Resources.Defaults.Limits}} {
-		for _, rn := range sortedResourceNames(kind.list) {
-			q := kind.list[rn]
-			if q.Sign() <= 0 {
-				errs = append(errs, field.Invalid(dp.Child(kind.name).Key(string(rn)), q.String(), "must be greater than zero"))
-			}
-			if m, ok := p.maxResources[rn]; ok && q.Cmp(m) > 0 {
-				errs = append(errs, field.Invalid(dp.Child(kind.name).Key(string(rn)), q.String(), fmt.Sprintf("exceeds spec.resources.max.%s (%s): every defaulted pod would be denied", rn, m.String())))
-			}
-		}
-	}
-	for _, rn := range sortedResourceNames(s.Resources.Defaults.Requests) {
-		req := s.Resources.Defaults.Requests[rn]
-		if l, ok := s.Resources.Defaults.Limits[rn]; ok && req.Cmp(l) > 0 {
-			errs = append(errs, field.Invalid(dp.Child("requests").Key(string(rn)), req.String(), "exceeds the default limit "+l.String()))
-		}
-	}
+	p.resources, e = compileResources(&s.Resources, sp.Child("resources"))
+	errs = append(errs, e...)
+	p.priorityClasses, e = compileScheduling(&s.Scheduling, sp.Child("scheduling"))
+	errs = append(errs, e...)
 
 	p.commands, e = compileCommands(s.Commands, sp.Child("commands"))
 	errs = append(errs, e...)

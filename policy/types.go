@@ -59,6 +59,7 @@ type Spec struct {
 	Exec                Exec                  `json:"exec,omitempty"`
 	UnknownFields       UnknownFieldsMode     `json:"unknownFields,omitempty"`
 	Network             Network               `json:"network,omitempty"`
+	Scheduling          Scheduling            `json:"scheduling,omitempty"`
 }
 
 // Match selects agent pods. An empty Match selects every pod the webhook is asked about.
@@ -145,14 +146,38 @@ type ServiceAccountToken struct {
 	AllowServiceAccounts []string `json:"allowServiceAccounts,omitempty"`
 }
 
+// Resources bounds what an agent pod may ask of its node. Kubernetes' own rules decide what a pod gets: a
+// container's requests and limits, the pod-level spec.resources (which replaces the containers' sum where set),
+// init containers counted alone and restartable (sidecar) init containers counted with the regular ones.
 type Resources struct {
-	Defaults ResourceDefaults    `json:"defaults,omitempty"`
-	Max      corev1.ResourceList `json:"max,omitempty"`
+	Defaults ResourceDefaults `json:"defaults,omitempty"`
+	// Max is the ceiling of every request and limit one container declares, and of the pod-level
+	// spec.resources too (a container without a limit of its own may use the whole pod-level limit).
+	Max corev1.ResourceList `json:"max,omitempty"`
+	// MaxPerPod is the ceiling of the pod's effective requests and limits: the pod-level value where set,
+	// otherwise max(largest init container, regular containers + sidecars), as the scheduler and kubelet count.
+	MaxPerPod corev1.ResourceList `json:"maxPerPod,omitempty"`
+	// Allowed are the only resources a container or the pod may request or limit; any other name
+	// (nvidia.com/gpu, hugepages-2Mi, ephemeral-storage, example.com/anything) is denied. Unset: cpu, memory and
+	// every name that defaults, max or maxPerPod gives a value (an empty list too). When set it must list every
+	// one of those.
+	Allowed []corev1.ResourceName `json:"allowed,omitempty"`
+	// AllowResourceClaims lets a pod use dynamic resource allocation (spec.resourceClaims): devices the
+	// policy cannot count. Unset: denied.
+	AllowResourceClaims bool `json:"allowResourceClaims,omitempty"`
 }
 
 type ResourceDefaults struct {
 	Requests corev1.ResourceList `json:"requests,omitempty"`
 	Limits   corev1.ResourceList `json:"limits,omitempty"`
+}
+
+// Scheduling bounds what an agent pod may claim of the scheduler.
+type Scheduling struct {
+	// PriorityClassNames are the only classes spec.priorityClassName may name (unset always passes: the
+	// cluster's global default applies). Empty: any class but the system ones (the reserved "system-" prefix:
+	// system-node-critical, system-cluster-critical), which let a pod preempt and outlive the node's own agents.
+	PriorityClassNames []string `json:"priorityClassNames,omitempty"`
 }
 
 type Commands struct {

@@ -430,9 +430,10 @@ func checkGuardAllowed(t *testing.T, req *admissionv1.AdmissionRequest, gk schem
 	}
 }
 
-// unchangedSpec mirrors /validate's rule that an UPDATE leaving the pod spec as it was is not judged again.
+// unchangedSpec mirrors /validate's rule that an UPDATE of the main resource leaving the pod spec as it was
+// is not judged again (pods/resize and pods/ephemeralcontainers always are).
 func unchangedSpec(gk schema.GroupKind, req *admissionv1.AdmissionRequest, w *policy.Workload) bool {
-	if req.Operation != admissionv1.Update {
+	if req.Operation != admissionv1.Update || req.SubResource != "" {
 		return false
 	}
 	old := decodeOldWorkload(req, gk)

@@ -144,10 +144,12 @@ func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest
 	}
 	ev.setObject(w.Meta)
 	s.metrics.unknown.note(s.log, w.Kind, w.PodMetaPath.String(), false, w.Unknown)
-	if req.Operation == admissionv1.Update && (templated && unchangedTemplate(req, tk, w) || !templated && s.unchangedJudgedFields(req, gk, w)) {
+	if req.Operation == admissionv1.Update && req.SubResource == "" && (templated && unchangedTemplate(req, tk, w) || !templated && s.unchangedJudgedFields(req, gk, w)) {
 		// Updates of what no check reads (finalizers, owner references, a Pod's labels, a controller's own
 		// metadata, a scale through the main resource) of an object admitted earlier: judging them again could
-		// block a pod's deletion after a policy change. What agentgate judges did not change.
+		// block a pod's deletion after a policy change. What agentgate judges did not change. Not for
+		// pods/resize and pods/ephemeralcontainers: they exist to change the spec, so they are always judged,
+		// whole.
 		ev.note = "judged fields unchanged"
 		return allow()
 	}

@@ -13,6 +13,7 @@ import (
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	psaapi "k8s.io/pod-security-admission/api"
 	psa "k8s.io/pod-security-admission/policy"
@@ -239,6 +240,28 @@ func TestWebhookEphemeralContainerUpdateDenied(t *testing.T) {
 	}}}
 	resp := ts.answer("/validate", rv{gvk: podGVK, namespace: agentsNS, name: "debugged", op: admissionv1.Update, sub: "ephemeralcontainers", obj: upd, old: old})
 	requireDenied(t, resp, "spec.ephemeralContainers[0].securityContext.privileged")
+}
+
+// TestWebhookResizeJudged: an in-place resize (pods/resize, the whole pod in request.object) is judged like
+// the pod itself, and never skipped as an update "that does not change the spec".
+func TestWebhookResizeJudged(t *testing.T) {
+	ts := startServer(t, staticPolicy(t))
+	old := compliantPod("resized")
+	resize := func(cpu, memory string) *corev1.Pod {
+		upd := old.DeepCopy()
+		upd.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory)}
+		return upd
+	}
+	review := func(obj, old *corev1.Pod) *admissionv1.AdmissionResponse {
+		return ts.answer("/validate", rv{gvk: podGVK, namespace: agentsNS, name: "resized", op: admissionv1.Update, sub: "resize", obj: obj, old: old})
+	}
+	resp := review(resize("64", "256Gi"), old)
+	requireDenied(t, resp, "spec.containers[0].resources.limits[cpu]", "spec.containers[0].resources.limits[memory]")
+	requireAllowed(t, review(resize("2", "1Gi"), old))
+
+	// A pod admitted before a stricter policy, resized to what it already has: judged all the same.
+	legacy := resize("64", "256Gi")
+	requireDenied(t, review(legacy, legacy.DeepCopy()), "spec.containers[0].resources.limits[cpu]")
 }
 
 func TestWebhookUpdateChangingImageDenied(t *testing.T) {

@@ -1,0 +1,73 @@
+package policy
+
+import (
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// priorityClass: an agent pod must not claim the node's own priority. system-node-critical and
+// system-cluster-critical (2000001000 and 2000000000) preempt every other pod and are the last the kubelet
+// evicts under pressure: a runaway task with them outlives the node's own agents.
+//
+// Restricted fields:
+//
+//	spec.priorityClassName
+//
+// Allowed values: unset (the cluster's global default class applies); with spec.scheduling.priorityClassNames
+// set, one of them; otherwise any class whose name does not start with "system-", the prefix Kubernetes
+// reserves for its system classes (no one can create another class with it).
+//
+// The integer spec.priority cannot be chosen apart from the class: the Priority admission plugin, which runs
+// before webhooks, refuses a pod whose priority differs from its class's, and the class name is immutable.
+var checkPriorityClass = check{id: "priorityClass", run: func(p *Policy, pod *podView, r *report) {
+	name := pod.spec.PriorityClassName
+	if name == "" {
+		return
+	}
+	if rules := &p.priorityClasses; rules.allowed != nil {
+		if !rules.allowed[name] {
+			r.add("priorityClass", pod.specPath.Child("priorityClassName"), quote(name), "unset or one of "+rules.allowedText,
+				"agent pods may use only the priority classes the policy lists (spec.scheduling.priorityClassNames)")
+		}
+		return
+	}
+	if strings.HasPrefix(name, systemPriorityClassPrefix) {
+		r.add("priorityClass", pod.specPath.Child("priorityClassName"), quote(name),
+			"unset or any class not starting with "+quote(systemPriorityClassPrefix),
+			"the system priority classes preempt every other pod and are evicted last: they belong to the node's own agents")
+	}
+}}
+
+// systemPriorityClassPrefix is reserved by Kubernetes (k8s.io/kubernetes/pkg/apis/scheduling
+// SystemPriorityClassPrefix) for system-node-critical and system-cluster-critical.
+const systemPriorityClassPrefix = "system-"
+
+// priorityClassRules is spec.scheduling.priorityClassNames compiled.
+type priorityClassRules struct {
+	allowed     map[string]bool // nil: any class but the system ones
+	allowedText string
+}
+
+// compileScheduling validates spec.scheduling and compiles it.
+func compileScheduling(s *Scheduling, fp *field.Path) (priorityClassRules, field.ErrorList) {
+	var errs field.ErrorList
+	if len(s.PriorityClassNames) == 0 {
+		return priorityClassRules{}, nil
+	}
+	allowed := map[string]bool{}
+	quoted := make([]string, len(s.PriorityClassNames))
+	pp := fp.Child("priorityClassNames")
+	for i, n := range s.PriorityClassNames {
+		quoted[i] = quote(n)
+		if msgs := validation.IsDNS1123Subdomain(n); len(msgs) > 0 {
+			errs = append(errs, field.Invalid(pp.Index(i), n, "a PriorityClass name: "+strings.Join(msgs, "; ")))
+		}
+		if allowed[n] {
+			errs = append(errs, field.Duplicate(pp.Index(i), n))
+		}
+		allowed[n] = true
+	}
+	return priorityClassRules{allowed: allowed, allowedText: strings.Join(quoted, ", ")}, errs
+}
