@@ -256,9 +256,19 @@ func scaleOp(b *testing.B, set *Set, op string, sent, hardened *Workload, matche
 
 var scaleOps = []string{"check", "judge", "mutate"}
 
-// BenchmarkScaleContainers: by containers per pod.
+// BenchmarkScaleContainers: by containers per pod, under the default policy with a per-pod ceiling that a
+// hundred default-sized containers fit (the default's would deny them; the totals are computed all the same).
 func BenchmarkScaleContainers(b *testing.B) {
-	set := NewSet(Default())
+	doc := string(DefaultPolicyYAML())
+	const perPod = `maxPerPod: {cpu: "16", memory: 32Gi, ephemeral-storage: 20Gi}`
+	if !strings.Contains(doc, perPod) {
+		b.Fatal("default policy: maxPerPod line not found")
+	}
+	p, errs := Parse([]byte(strings.Replace(doc, perPod, `maxPerPod: {cpu: "1000", memory: 1Ti, ephemeral-storage: 20Gi}`, 1)))
+	if len(errs) > 0 {
+		b.Fatal(errs.ToAggregate())
+	}
+	set := NewSet(p)
 	for _, op := range scaleOps {
 		for _, n := range scaleContainers {
 			w, err := NewWorkload(benchPod("scale", n, 4, 1))

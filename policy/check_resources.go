@@ -47,23 +47,42 @@ var checkResources = check{id: "resources", run: func(p *Policy, pod *podView, r
 
 // resourceRules is spec.resources compiled for evaluation.
 type resourceRules struct {
-	max             map[corev1.ResourceName]resource.Quantity
-	perPod          []namedQuantity       // sorted by name
-	requiredLimits  []corev1.ResourceName // the names of defaults.limits, sorted
-	defaultRequests []corev1.ResourceName // the names of defaults.requests, sorted
-	allowed         map[corev1.ResourceName]bool
-	allowedText     string // the allowed names, sorted, for messages
-	allowClaims     bool
+	max            map[corev1.ResourceName]resource.Quantity
+	perPod         []perPodCeiling       // sorted by name
+	requiredLimits []corev1.ResourceName // the names of defaults.limits, sorted
+	// filledRequests: the names of defaults.requests and defaults.limits, sorted. Hardening fills a request of
+	// the first kind from its default, and of the second only to keep it within a pod-level request (left
+	// unset, the API server would default it from the filled limit).
+	filledRequests []corev1.ResourceName
+	allowed        map[corev1.ResourceName]bool
+	// entries are the allowed names with their max, cpu and memory first (what nearly every container sets),
+	// so that a container's list is judged with a lookup per name it holds.
+	entries     []allowedEntry
+	allowedText string // the allowed names, sorted, for messages
+	allowClaims bool
 }
 
-type namedQuantity struct {
+type allowedEntry struct {
+	name   corev1.ResourceName
+	max    resource.Quantity
+	hasMax bool
+}
+
+type perPodCeiling struct {
 	name corev1.ResourceName
 	q    resource.Quantity
+	// fit is how many containers at max fit under the ceiling (at most maxFit; -1 without a max): a pod with
+	// no more init and regular containers, every one within max, cannot exceed it.
+	fit int
 }
 
-// judgeResources is the whole check. With r nil it reports nothing and stops at the first violation, in map
-// order, allocating nothing; with r set it reports every violation in a fixed order. One function for both,
-// so that the fast answer and the full report cannot disagree.
+const maxFit = 64
+
+// judgeResources is the whole check. With r set it reports every violation in a fixed order. With r nil it
+// reports nothing, allocates nothing and stops at the first violation, with two shortcuts on the way: a
+// container's lists are judged by a lookup per allowed name, and a per-pod total is skipped when its
+// containers, all within max, cannot add up above it. One function for both, and TestResourcesFastPathAgrees
+// holds the fast verdict to the full report's over random pods.
 func judgeResources(p *Policy, pod *podView, r *report) bool {
 	rules := &p.resources
 	spec := pod.spec
@@ -82,6 +101,7 @@ func judgeResources(p *Policy, pod *podView, r *report) bool {
 			ok = false
 		}
 	}
+	judgedCounted := 0 // judged init and regular containers: those the pod's total counts
 	for _, ca := range pod.containers {
 		res := &ca.c.Resources
 		var at *field.Path
@@ -89,6 +109,7 @@ func judgeResources(p *Policy, pod *podView, r *report) bool {
 			at = pod.path(ca).Child("resources")
 		}
 		if ca.field != "ephemeralContainers" {
+			judgedCounted++
 			for _, rn := range rules.requiredLimits {
 				if _, set := res.Limits[rn]; set {
 					continue
@@ -111,7 +132,12 @@ func judgeResources(p *Policy, pod *podView, r *report) bool {
 			ok = false
 		}
 	}
+	// With no violation so far in the fast pass, every container the policy judges is within max.
+	withinMaxAll := r == nil && judgedCounted == len(spec.InitContainers)+len(spec.Containers)
 	for _, ceiling := range rules.perPod {
+		if withinMaxAll && ceiling.fit >= judgedCounted && !podLevelSets(spec.Resources, ceiling.name) {
+			continue // the sum of judgedCounted containers within max is within the ceiling
+		}
 		for _, limits := range [2]bool{false, true} {
 			q, podLevel := effectivePodQuantity(spec, ceiling.name, limits)
 			if q.Cmp(ceiling.q) <= 0 {
@@ -161,10 +187,19 @@ func (rules *resourceRules) judgeRequirements(res *corev1.ResourceRequirements, 
 			list = res.Limits
 		}
 		if r == nil {
-			for rn, q := range list {
-				if !rules.allowed[rn] || rules.aboveMax(rn, q) {
-					return false
+			// A lookup per allowed name until the list's names are all found: a name left over is not allowed.
+			found := 0
+			for i := 0; i < len(rules.entries) && found < len(list); i++ {
+				e := &rules.entries[i]
+				if q, ok := list[e.name]; ok {
+					found++
+					if e.hasMax && q.Cmp(e.max) > 0 {
+						return false
+					}
 				}
+			}
+			if found < len(list) {
+				return false
 			}
 			continue
 		}
@@ -238,6 +273,15 @@ func effectivePodQuantity(spec *corev1.PodSpec, rn corev1.ResourceName, limits b
 	return regular, false
 }
 
+func podLevelSets(podLevel *corev1.ResourceRequirements, rn corev1.ResourceName) bool {
+	if podLevel == nil {
+		return false
+	}
+	_, req := podLevel.Requests[rn]
+	_, lim := podLevel.Limits[rn]
+	return req || lim
+}
+
 // podLevelResource: the names Kubernetes takes from spec.resources (k8s.io/component-helpers/resource
 // IsSupportedPodLevelResource); the API server refuses the others there.
 func podLevelResource(rn corev1.ResourceName) bool {
@@ -273,7 +317,17 @@ func compileResources(s *Resources, fp *field.Path) (resourceRules, field.ErrorL
 	}
 	ceiling(s.MaxPerPod, fp.Child("maxPerPod"))
 	for _, rn := range sortedResourceNames(s.MaxPerPod) {
-		rules.perPod = append(rules.perPod, namedQuantity{rn, s.MaxPerPod[rn]})
+		c := perPodCeiling{name: rn, q: s.MaxPerPod[rn], fit: -1}
+		if m, ok := s.Max[rn]; ok && m.Sign() > 0 {
+			var sum resource.Quantity
+			for c.fit = 0; c.fit < maxFit; c.fit++ {
+				sum.Add(m)
+				if sum.Cmp(c.q) > 0 {
+					break
+				}
+			}
+		}
+		rules.perPod = append(rules.perPod, c)
 	}
 
 	dp := fp.Child("defaults")
@@ -306,7 +360,13 @@ func compileResources(s *Resources, fp *field.Path) (resourceRules, field.ErrorL
 		}
 	}
 	rules.requiredLimits = sortedResourceNames(s.Defaults.Limits)
-	rules.defaultRequests = sortedResourceNames(s.Defaults.Requests)
+	rules.filledRequests = sortedResourceNames(s.Defaults.Requests)
+	for _, rn := range rules.requiredLimits {
+		if !slices.Contains(rules.filledRequests, rn) {
+			rules.filledRequests = append(rules.filledRequests, rn)
+		}
+	}
+	slices.Sort(rules.filledRequests)
 
 	rules.allowed = map[corev1.ResourceName]bool{}
 	if len(s.Allowed) == 0 { // unset and [] alike: an empty list does not survive a round trip through omitempty
@@ -337,6 +397,15 @@ func compileResources(s *Resources, fp *field.Path) (resourceRules, field.ErrorL
 		names = append(names, string(rn))
 	}
 	slices.Sort(names)
+	for _, first := range []bool{true, false} {
+		for _, n := range names {
+			rn := corev1.ResourceName(n)
+			if (rn == corev1.ResourceCPU || rn == corev1.ResourceMemory) == first {
+				m, hasMax := rules.max[rn]
+				rules.entries = append(rules.entries, allowedEntry{name: rn, max: m, hasMax: hasMax})
+			}
+		}
+	}
 	rules.allowedText = strings.Join(names, ", ")
 	if len(names) == 0 {
 		rules.allowedText = "none"

@@ -309,9 +309,9 @@ func apiResourceErrors(spec *corev1.PodSpec) []string {
 // TestHardenPodLevelResources: hardening beside pod-level resources fills what keeps every container bounded
 // and never what the API server would refuse (the issue's two examples first).
 func TestHardenPodLevelResources(t *testing.T) {
-	set := NewSet(Default())
 	for _, tc := range []struct {
-		name, podLevel string
+		name, policy   string
+		podLevel       string
 		containers     []string // resources of each container as sent ("" none)
 		want           []string // resources of each container after hardening, as JSON
 	}{
@@ -368,8 +368,23 @@ func TestHardenPodLevelResources(t *testing.T) {
 			containers: []string{""},
 			want:       []string{`{"limits":{"memory":"512Mi"},"requests":{"memory":"128Mi"}}`},
 		},
+		{
+			// Left unset, each request would be defaulted from its filled limit (1 CPU), twice the pod's 1.
+			name: "default limits without default requests", policy: "resources: {defaults: {limits: {cpu: '1'}}}",
+			podLevel: "{requests: {cpu: '1'}}", containers: []string{"", "{limits: {cpu: 200m}}"},
+			want: []string{
+				`{"limits":{"cpu":"1"},"requests":{"cpu":"500m"}}`,
+				`{"limits":{"cpu":"200m"},"requests":{"cpu":"200m"}}`,
+			},
+		},
+		{
+			name: "default limits without default requests, no pod-level request", policy: "resources: {defaults: {limits: {cpu: '1'}}}",
+			podLevel: "{limits: {memory: 1Gi}}", containers: []string{""},
+			want: []string{`{"limits":{"cpu":"1"}}`},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			set := NewSet(testPolicy(t, tc.policy))
 			doc := podYAML("  resources: " + tc.podLevel + "\n  containers:\n")
 			for i, r := range tc.containers {
 				doc += fmt.Sprintf("  - {name: c%d, image: %s", i, testImage)
@@ -391,7 +406,7 @@ func TestHardenPodLevelResources(t *testing.T) {
 			if errs := apiResourceErrors(h.Spec); len(errs) > 0 {
 				t.Errorf("hardened into what the API server refuses: %q", errs)
 			}
-			if res := set.Evaluate(h, testNS, Requester{}); !res.Allowed() {
+			if res := set.evaluate(h, testNS, Requester{}); !res.Allowed() {
 				t.Errorf("hardened pod denied: %q", violationKeys(res.Violations))
 			}
 		})
@@ -451,5 +466,67 @@ func TestEffectivePodQuantityMatchesKubernetes(t *testing.T) {
 		if after := mustJSON(t, pod); after != before {
 			t.Fatalf("pod %d: effectivePodQuantity changed the pod:\n%s\n%s", i, before, after)
 		}
+	}
+}
+
+// TestResourcesFastPathAgrees: the check's fast pass (no report: a lookup per allowed name, and the per-pod
+// total skipped when containers within max cannot exceed it) gives the verdict of its full report, over
+// random pods and policies.
+func TestResourcesFastPathAgrees(t *testing.T) {
+	policies := []*Policy{
+		Default(),
+		testPolicy(t, "resources: {max: {cpu: '2', nvidia.com/gpu: '1'}, maxPerPod: {cpu: '5', nvidia.com/gpu: '2', memory: 3Gi}, allowed: [cpu, memory, nvidia.com/gpu]}"),
+		testPolicy(t, "exempt: {containers: [{name: c1, image: 'registry.corp.example/**'}]}\nresources: {defaults: {limits: {cpu: '1'}}, max: {cpu: '4', memory: 8Gi}, maxPerPod: {cpu: '8', memory: 8Gi}}"),
+		testPolicy(t, "resources: {}"),
+	}
+	rng := rand.New(rand.NewPCG(3, 11))
+	quantities := []string{"0", "100m", "500m", "1", "2", "4", "5", "64", "128Mi", "1Gi", "4Gi", "9Gi", "20Gi"}
+	names := []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceMemory, corev1.ResourceEphemeralStorage, "nvidia.com/gpu", "hugepages-2Mi"}
+	list := func() corev1.ResourceList {
+		l := corev1.ResourceList{}
+		for range rng.IntN(4) {
+			l[names[rng.IntN(len(names))]] = resource.MustParse(quantities[rng.IntN(len(quantities))])
+		}
+		return l
+	}
+	containers := func(n int) []corev1.Container {
+		cs := make([]corev1.Container, n)
+		for i := range cs {
+			cs[i] = corev1.Container{Name: fmt.Sprint("c", i), Image: testImage, Resources: corev1.ResourceRequirements{Requests: list(), Limits: list()}}
+		}
+		return cs
+	}
+	denied := 0
+	for i := range 4000 {
+		pod := validPod()
+		pod.Spec.InitContainers = containers(rng.IntN(3))
+		for j := range pod.Spec.InitContainers {
+			if rng.IntN(2) == 0 {
+				pod.Spec.InitContainers[j].RestartPolicy = ptrTo(corev1.ContainerRestartPolicyAlways)
+			}
+		}
+		pod.Spec.Containers = containers(1 + rng.IntN(6))
+		if rng.IntN(4) == 0 {
+			pod.Spec.Resources = &corev1.ResourceRequirements{Requests: list(), Limits: list()}
+		}
+		w, err := NewWorkload(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for pi, p := range policies {
+			view := newPodView(p, w, Requester{}, nil)
+			fast := judgeResources(p, view, nil)
+			r := &report{policy: p}
+			full := judgeResources(p, view, r)
+			if fast != full || full != (len(r.out) == 0) {
+				t.Fatalf("pod %d, policy %d: fast %v, full %v with %d violations %q\n%s", i, pi, fast, full, len(r.out), violationKeys(r.out), mustJSON(t, pod.Spec))
+			}
+			if !fast {
+				denied++
+			}
+		}
+	}
+	if denied == 0 || denied == 4000*len(policies) {
+		t.Fatalf("%d of %d verdicts are denials: the generator tests one side only", denied, 4000*len(policies))
 	}
 }

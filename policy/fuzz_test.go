@@ -75,11 +75,18 @@ func fuzzSets(t testing.TB) []*Set {
 }
 
 // FuzzHarden: for any pod JSON that decodes strictly, hardening is idempotent, Judge and evaluate never panic
-// on the pod as sent or hardened, the hardened pod still decodes, and the patch turns the raw JSON into it.
+// on the pod as sent or hardened, the hardened pod still decodes, the patch turns the raw JSON into it, and
+// requests and limits (container and pod-level) that the API server accepts stay so after hardening.
 func FuzzHarden(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{"containers":[{"name":"a","image":"registry.corp.example/agents/a:1"}]}}`))
 	f.Add([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"w"},"spec":{"os":{"name":"windows"},"containers":[{"name":"a","image":"x"}]}}`))
 	f.Add([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"x","securityContext":{"privileged":true,"capabilities":{"add":["CAP_SYS_ADMIN"],"drop":["all"]}},"resources":{"requests":{"cpu":"9"},"limits":{"memory":"1Mi"}}}],"ephemeralContainers":[{"name":"d","image":"x"}]}}`))
+	// Pod-level resources (spec.resources) beside containers, init containers and sidecars with and without
+	// their own: hardening must keep every container bounded and never write what the API server refuses.
+	f.Add([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"l"},"spec":{"resources":{"limits":{"cpu":"500m","memory":"256Mi"}},"containers":[{"name":"a","image":"registry.corp.example/agents/a:1"},{"name":"b","image":"registry.corp.example/agents/a:1"}]}}`))
+	f.Add([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"r"},"spec":{"resources":{"requests":{"cpu":"150m"}},"containers":[{"name":"a","image":"registry.corp.example/agents/a:1"},{"name":"b","image":"registry.corp.example/agents/a:1"}]}}`))
+	f.Add([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"s"},"spec":{"resources":{"requests":{"cpu":"1","memory":"100Mi"},"limits":{"memory":"1Gi"}},"initContainers":[{"name":"s","image":"registry.corp.example/agents/a:1","restartPolicy":"Always","resources":{"requests":{"cpu":"300m"}}},{"name":"i","image":"registry.corp.example/agents/a:1","resources":{"limits":{"cpu":"2"}}}],"containers":[{"name":"a","image":"registry.corp.example/agents/a:1","resources":{"limits":{"memory":"10Mi"}}},{"name":"b","image":"registry.corp.example/agents/a:1"}]}}`))
+	f.Add([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"g"},"spec":{"resources":{"limits":{"cpu":"60","memory":"400Gi","hugepages-2Mi":"1Gi"}},"resourceClaims":[{"name":"g","resourceClaimTemplateName":"t"}],"priorityClassName":"system-node-critical","containers":[{"name":"a","image":"registry.corp.example/agents/a:1","resources":{"limits":{"nvidia.com/gpu":"1","cpu":"64000m"}}}]}}`))
 	sets := fuzzSets(f)
 	ns := testNS
 	podGK := schema.GroupKind{Kind: "Pod"}
@@ -88,6 +95,7 @@ func FuzzHarden(f *testing.F) {
 		if err != nil {
 			return
 		}
+		validAsSent := len(apiResourceErrors(w.Spec)) == 0
 		for i, set := range sets {
 			_ = set.evaluate(w, ns, Requester{})
 			_ = set.Judge(w, ns, Requester{})
@@ -100,6 +108,11 @@ func FuzzHarden(f *testing.F) {
 			hj := mustJSON(t, h.Object)
 			if aj := mustJSON(t, again.Object); aj != hj {
 				t.Fatalf("policy %d: second hardening pass changed the pod:\n%s\n%s", i, hj, aj)
+			}
+			if validAsSent {
+				if errs := apiResourceErrors(h.Spec); len(errs) > 0 {
+					t.Fatalf("policy %d: hardening made requests and limits the API server refuses: %q\n%s", i, errs, hj)
+				}
 			}
 			_ = set.Judge(h, ns, Requester{})
 			res := set.evaluate(h, ns, Requester{})

@@ -190,15 +190,19 @@ func (p *Policy) fillResources(r, podLevel *corev1.ResourceRequirements, shares 
 		r.Limits[rn] = lim
 		changed = true
 	}
-	for _, rn := range p.resources.defaultRequests {
+	for _, rn := range p.resources.filledRequests {
 		if _, ok := r.Requests[rn]; ok || podLimitSets(podLevel, rn) {
 			continue
+		}
+		def, hasDefault := d.Requests[rn]
+		if !hasDefault && !podRequestSets(podLevel, rn) {
+			continue // a limit without a default request: the API server defaults the request from the limit
 		}
 		if dry {
 			return true
 		}
-		req := d.Requests[rn].DeepCopy()
-		if share, ok := shares[rn]; ok && req.Cmp(share) > 0 {
+		req := def.DeepCopy()
+		if share, ok := shares[rn]; ok && (!hasDefault || share.Cmp(req) < 0) {
 			req = share.DeepCopy()
 		}
 		if lim, ok := r.Limits[rn]; ok && req.Cmp(lim) > 0 {
@@ -221,8 +225,16 @@ func podLimitSets(podLevel *corev1.ResourceRequirements, rn corev1.ResourceName)
 	return ok
 }
 
-// requestShares is, for every default request whose resource has a pod-level request but no pod-level
-// limit, the most each container that hardening fills may request: what the pod-level request leaves after
+func podRequestSets(podLevel *corev1.ResourceRequirements, rn corev1.ResourceName) bool {
+	if podLevel == nil {
+		return false
+	}
+	_, ok := podLevel.Requests[rn]
+	return ok
+}
+
+// requestShares is, for every resource hardening fills that has a pod-level request but no pod-level limit,
+// the most each container that hardening fills may request: what the pod-level request leaves after
 // the containers that set their own (or whose request the API server defaults from their limit), split
 // evenly, never below zero. Their sum is then at most the pod-level request, whatever the init and sidecar
 // arrangement, since Kubernetes' effective request never exceeds the plain sum of all containers.
@@ -238,7 +250,7 @@ func (p *Policy) requestShares(pod *podView) corev1.ResourceList {
 		}
 	}
 	var shares corev1.ResourceList
-	for _, rn := range p.resources.defaultRequests {
+	for _, rn := range p.resources.filledRequests {
 		budget, ok := podLevel.Requests[rn]
 		if !ok || podLimitSets(podLevel, rn) {
 			continue
