@@ -211,6 +211,23 @@ func TestPodLevelResources(t *testing.T) {
 		t.Logf("stored: %s", resources(stored))
 	})
 
+	t.Run("pod request 150m, five containers", func(t *testing.T) {
+		p := twoContainers("pod-request-5", corev1.ResourceRequirements{Requests: quantities("cpu", "150m")})
+		for i := range 3 {
+			c := *p.Spec.Containers[0].DeepCopy()
+			c.Name = fmt.Sprint("extra-", i)
+			p.Spec.Containers = append(p.Spec.Containers, c)
+		}
+		// The API server sets the pod-level limit to the containers' sum (5 x the default 1 CPU), above max:
+		// only the per-pod ceiling bounds it, since every container has its own limit.
+		stored, err := pods.Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+		hardened(t, stored)
+		t.Logf("stored: %s", resources(stored))
+	})
+
 	t.Run("pod-level 60 CPU / 400Gi", func(t *testing.T) {
 		_, err := pods.Create(ctx, twoContainers("pod-huge", corev1.ResourceRequirements{Limits: quantities("cpu", "60", "memory", "400Gi")}), metav1.CreateOptions{})
 		// The API server defaults the pod-level requests from the limits: both are reported.

@@ -25,7 +25,8 @@ import (
 //   - R is one of the policy's allowed resources (spec.resources.allowed; unset: cpu, memory and every name
 //     the resources section gives a value). nvidia.com/gpu, hugepages-*, ephemeral-storage or any other name
 //     is denied unless listed.
-//   - Every request and limit of a container, and of the pod level, is at most spec.resources.max[R].
+//   - Every request and limit of a container is at most spec.resources.max[R]; so is the pod-level limit
+//     of R when a container has no limit of R of its own (it may use the whole pod-level limit).
 //   - For every R with a default limit, every init and regular container has a limit (mutation fills it),
 //     unless the pod-level limit of R is set: that limit then bounds every container.
 //   - The pod's effective request and limit of R are at most spec.resources.maxPerPod[R]. Effective is what
@@ -94,7 +95,7 @@ func judgeResources(p *Policy, pod *podView, r *report) bool {
 		if r != nil {
 			at = pod.specPath.Child("resources")
 		}
-		if !rules.judgeRequirements(spec.Resources, at, r) {
+		if !rules.judgePodLevel(spec, at, r) {
 			if r == nil {
 				return false
 			}
@@ -143,7 +144,7 @@ func judgeResources(p *Policy, pod *podView, r *report) bool {
 			if q.Cmp(ceiling.q) <= 0 {
 				continue
 			}
-			if m, hasMax := rules.max[ceiling.name]; podLevel && hasMax && q.Cmp(m) > 0 {
+			if podLevel && limits && rules.aboveMax(ceiling.name, q) && containerWithoutLimit(spec, ceiling.name) {
 				continue // already reported at this very path, against max
 			}
 			if r == nil {
@@ -219,6 +220,53 @@ func (rules *resourceRules) judgeRequirements(res *corev1.ResourceRequirements, 
 		}
 	}
 	return ok
+}
+
+// judgePodLevel judges spec.resources (at is its path; nil when r is): only allowed names; and a pod-level
+// limit at most max where a container has no limit of its own, since that container may use all of it. Where
+// every container has its own, the pod-level limit only caps their sum, which maxPerPod bounds (the API server
+// itself defaults a pod-level limit to that sum beside a pod-level request).
+func (rules *resourceRules) judgePodLevel(spec *corev1.PodSpec, at *field.Path, r *report) bool {
+	ok := true
+	for _, kind := range [2]string{"requests", "limits"} {
+		list := spec.Resources.Requests
+		if kind == "limits" {
+			list = spec.Resources.Limits
+		}
+		for _, rn := range sortedResourceNames(list) {
+			q := list[rn]
+			switch {
+			case !rules.allowed[rn]:
+				if r == nil {
+					return false
+				}
+				ok = false
+				r.add("resources", at.Child(kind).Key(string(rn)), q.String(), "unset; the policy allows "+rules.allowedText,
+					string(rn)+" is not a resource this policy lets agent pods use (spec.resources.allowed)")
+			case kind == "limits" && rules.aboveMax(rn, q) && containerWithoutLimit(spec, rn):
+				if r == nil {
+					return false
+				}
+				ok = false
+				m := rules.max[rn]
+				r.add("resources", at.Child(kind).Key(string(rn)), q.String(), "at most "+m.String()+", or a "+string(rn)+" limit on every container",
+					"a container without a "+string(rn)+" limit of its own may use the whole pod-level limit, above the policy's per-container ceiling")
+			}
+		}
+	}
+	return ok
+}
+
+// containerWithoutLimit: an init or regular container has no limit of rn of its own.
+func containerWithoutLimit(spec *corev1.PodSpec, rn corev1.ResourceName) bool {
+	for _, list := range [2][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range list {
+			if _, ok := list[i].Resources.Limits[rn]; !ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (rules *resourceRules) aboveMax(rn corev1.ResourceName, q resource.Quantity) bool {

@@ -106,6 +106,18 @@ func resourceBypassCases() []bypassCase {
 			deny: []string{"resources@spec.resources.limits[cpu]"},
 		},
 		{
+			// Every container has its own limit: the pod-level one only caps their sum (the API server sets it
+			// so itself beside a pod-level request), which the per-pod ceiling bounds.
+			name: "pod-level limit above max, every container with its own",
+			doc:  podYAML("  resources: {limits: {cpu: '8'}}\n  containers:\n" + containersYAML(2, cpu4, "")),
+		},
+		{
+			name: "pod-level limit above max, one container without its own",
+			doc: podYAML("  resources: {limits: {cpu: '8'}}\n  containers:\n" + containersYAML(1, cpu4, "") +
+				"  - {name: free, image: " + testImage + "}\n"),
+			deny: []string{"resources@spec.resources.limits[cpu]"},
+		},
+		{
 			name: "the issue's pod-level limits: 500m, 256Mi, two containers",
 			doc:  podYAML("  resources: {limits: {cpu: 500m, memory: 256Mi}}\n  containers:\n" + containersYAML(2, "", "")),
 		},

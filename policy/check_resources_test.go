@@ -126,17 +126,40 @@ func TestCheckResourcesPodLevelAndNames(t *testing.T) {
 			want: []string{"spec.containers[0].resources.limits[cpu] | unset | a limit of at most 4"},
 		},
 		{
-			name: "pod-level above max",
+			// Every container has its own limits: the pod-level values only cap the sum, bounded per pod.
+			name: "pod-level above the per-pod ceiling",
 			tweak: func(p *corev1.Pod) {
 				set(&podLevel(p).Requests, corev1.ResourceCPU, "60")
 				set(&podLevel(p).Limits, corev1.ResourceCPU, "60")
 				set(&podLevel(p).Limits, corev1.ResourceMemory, "400Gi")
 			},
-			// Reported against max only: the per-pod ceiling would say the same at the same paths.
 			want: []string{
-				"spec.resources.requests[cpu] | 60 | at most 4",
-				"spec.resources.limits[cpu] | 60 | at most 4",
-				"spec.resources.limits[memory] | 400Gi | at most 8Gi",
+				"spec.resources.requests[cpu] | 60 | at most 16 per pod",
+				"spec.resources.limits[cpu] | 60 | at most 16 per pod",
+				"spec.resources.limits[memory] | 400Gi | at most 32Gi per pod",
+			},
+			msgs: []string{
+				"[resources] the pod-level cpu request exceeds the policy's per-pod ceiling (found 60; allowed: at most 16 per pod)",
+				"[resources] the pod-level cpu limit exceeds the policy's per-pod ceiling (found 60; allowed: at most 16 per pod)",
+				"[resources] the pod-level memory limit exceeds the policy's per-pod ceiling (found 400Gi; allowed: at most 32Gi per pod)",
+			},
+		},
+		{
+			// A container without a limit of its own may use the whole pod-level limit: max bounds it, and the
+			// per-pod ceiling says nothing more at the same path.
+			name: "pod-level limits above max beside containers without limits",
+			tweak: func(p *corev1.Pod) {
+				set(&podLevel(p).Limits, corev1.ResourceCPU, "8")
+				set(&podLevel(p).Limits, corev1.ResourceMemory, "400Gi")
+				first(p).Limits = nil
+			},
+			want: []string{
+				"spec.resources.limits[cpu] | 8 | at most 4, or a cpu limit on every container",
+				"spec.resources.limits[memory] | 400Gi | at most 8Gi, or a memory limit on every container",
+			},
+			msgs: []string{
+				"[resources] a container without a cpu limit of its own may use the whole pod-level limit, above the policy's per-container ceiling (found 8; allowed: at most 4, or a cpu limit on every container)",
+				"[resources] a container without a memory limit of its own may use the whole pod-level limit, above the policy's per-container ceiling (found 400Gi; allowed: at most 8Gi, or a memory limit on every container)",
 			},
 		},
 		{

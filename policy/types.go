@@ -151,8 +151,8 @@ type ServiceAccountToken struct {
 // init containers counted alone and restartable (sidecar) init containers counted with the regular ones.
 type Resources struct {
 	Defaults ResourceDefaults `json:"defaults,omitempty"`
-	// Max is the ceiling of every request and limit one container declares, and of the pod-level
-	// spec.resources too (a container without a limit of its own may use the whole pod-level limit).
+	// Max is the ceiling of every request and limit one container declares, and of a pod-level limit
+	// (spec.resources) beside a container without a limit of its own, which may use all of it.
 	Max corev1.ResourceList `json:"max,omitempty"`
 	// MaxPerPod is the ceiling of the pod's effective requests and limits: the pod-level value where set,
 	// otherwise max(largest init container, regular containers + sidecars), as the scheduler and kubelet count.
