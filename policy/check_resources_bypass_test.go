@@ -322,10 +322,10 @@ func apiResourceErrors(spec *corev1.PodSpec) []string {
 // and never what the API server would refuse (the two examples first).
 func TestHardenPodLevelResources(t *testing.T) {
 	for _, tc := range []struct {
-		name, policy   string
-		podLevel       string
-		containers     []string // resources of each container as sent ("" none)
-		want           []string // resources of each container after hardening, as JSON
+		name, policy string
+		podLevel     string
+		containers   []string // resources of each container as sent ("" none)
+		want         []string // resources of each container after hardening, as JSON
 	}{
 		{
 			name: "pod limits: no container default", podLevel: "{limits: {cpu: 500m, memory: 256Mi}}",
