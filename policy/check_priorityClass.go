@@ -17,23 +17,23 @@ import (
 //
 // Allowed values: unset (the cluster's global default class applies); with spec.scheduling.priorityClassNames
 // set, one of them; otherwise any class whose name does not start with "system-", the prefix Kubernetes
-// reserves for its system classes (no one can create another class with it).
+// reserves for its system classes (no one can create another class with it), and those too in the namespaces
+// of spec.scheduling.systemPriorityNamespaces.
 //
 // The integer spec.priority cannot be chosen apart from the class: the Priority admission plugin, which runs
 // before webhooks, refuses a pod whose priority differs from its class's, and the class name is immutable.
 var checkPriorityClass = check{id: "priorityClass", run: func(p *Policy, pod *podView, r *report) {
 	name := pod.spec.PriorityClassName
-	if name == "" {
-		return
-	}
-	if rules := &p.priorityClasses; rules.allowed != nil {
+	rules := &p.priorityClasses
+	system := strings.HasPrefix(name, systemPriorityClassPrefix)
+	switch {
+	case name == "" || system && rules.systemNamespaces[pod.namespace]:
+	case rules.allowed != nil:
 		if !rules.allowed[name] {
 			r.add("priorityClass", pod.specPath.Child("priorityClassName"), quote(name), "unset or one of "+rules.allowedText,
 				"agent pods may use only the priority classes the policy lists (spec.scheduling.priorityClassNames)")
 		}
-		return
-	}
-	if strings.HasPrefix(name, systemPriorityClassPrefix) {
+	case system:
 		r.add("priorityClass", pod.specPath.Child("priorityClassName"), quote(name),
 			"unset or any class not starting with "+quote(systemPriorityClassPrefix),
 			"the system priority classes preempt every other pod and are evicted last: they belong to the node's own agents")
@@ -46,15 +46,27 @@ const systemPriorityClassPrefix = "system-"
 
 // priorityClassRules is spec.scheduling.priorityClassNames compiled.
 type priorityClassRules struct {
-	allowed     map[string]bool // nil: any class but the system ones
-	allowedText string
+	allowed          map[string]bool // nil: any class but the system ones
+	allowedText      string
+	systemNamespaces map[string]bool
 }
 
 // compileScheduling validates spec.scheduling and compiles it.
 func compileScheduling(s *Scheduling, fp *field.Path) (priorityClassRules, field.ErrorList) {
 	var errs field.ErrorList
+	rules := priorityClassRules{systemNamespaces: map[string]bool{}}
+	np := fp.Child("systemPriorityNamespaces")
+	for i, ns := range s.SystemPriorityNamespaces {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, field.Invalid(np.Index(i), ns, "a namespace name: "+strings.Join(msgs, "; ")))
+		}
+		if rules.systemNamespaces[ns] {
+			errs = append(errs, field.Duplicate(np.Index(i), ns))
+		}
+		rules.systemNamespaces[ns] = true
+	}
 	if len(s.PriorityClassNames) == 0 {
-		return priorityClassRules{}, nil
+		return rules, errs
 	}
 	allowed := map[string]bool{}
 	quoted := make([]string, len(s.PriorityClassNames))
@@ -69,5 +81,6 @@ func compileScheduling(s *Scheduling, fp *field.Path) (priorityClassRules, field
 		}
 		allowed[n] = true
 	}
-	return priorityClassRules{allowed: allowed, allowedText: strings.Join(quoted, ", ")}, errs
+	rules.allowed, rules.allowedText = allowed, strings.Join(quoted, ", ")
+	return rules, errs
 }

@@ -54,6 +54,10 @@ func TestParseScheduling(t *testing.T) {
 		{"scheduling: {priorityClassNames: [High_Priority]}", []string{`spec.scheduling.priorityClassNames[0]: Invalid value: "High_Priority": a PriorityClass name: `}},
 		{"scheduling: {priorityClassNames: [\"\"]}", []string{`spec.scheduling.priorityClassNames[0]: Invalid value: "": a PriorityClass name: `}},
 		{"scheduling: {priorityClass: [a]}", []string{`spec.scheduling.priorityClass: Forbidden: unknown field`}},
+		{"scheduling: {systemPriorityNamespaces: [agentgate-system, Kube_System, agentgate-system]}", []string{
+			`spec.scheduling.systemPriorityNamespaces[1]: Invalid value: "Kube_System": a namespace name: `,
+			`spec.scheduling.systemPriorityNamespaces[2]: Duplicate value: "agentgate-system"`,
+		}},
 	} {
 		_, errs := Parse([]byte(policyHead + "spec:\n  " + tc.spec + "\n"))
 		got := errorStrings(errs)
@@ -65,6 +69,34 @@ func TestParseScheduling(t *testing.T) {
 			if !strings.HasPrefix(got[i], tc.want[i]) {
 				t.Errorf("%s: error %q, want prefix %q", tc.spec, got[i], tc.want[i])
 			}
+		}
+	}
+}
+
+// TestSystemPriorityNamespaces: the system classes are allowed only in the namespaces the policy names (the
+// default: agentgate's own), whatever the pod's own metadata says, and with a list of classes too.
+func TestSystemPriorityNamespaces(t *testing.T) {
+	for _, tc := range []struct {
+		policy, namespace, class string
+		allowed                  bool
+	}{
+		{"", "agentgate-system", "system-cluster-critical", true},
+		{"", "agents", "system-cluster-critical", false},
+		{"", "agents", "system-node-critical", false},
+		{"scheduling: {priorityClassNames: [agents-low], systemPriorityNamespaces: [infra]}", "infra", "system-node-critical", true},
+		{"scheduling: {priorityClassNames: [agents-low], systemPriorityNamespaces: [infra]}", "infra", "batch-high", false},
+		{"scheduling: {priorityClassNames: [agents-low], systemPriorityNamespaces: [infra]}", "agents", "system-node-critical", false},
+	} {
+		pod := validPod()
+		pod.Namespace = "agentgate-system" // not what counts: the namespace the request is judged in does
+		pod.Spec.PriorityClassName = tc.class
+		w, err := NewWorkload(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := NewSet(testPolicy(t, tc.policy)).Evaluate(w, Namespace{Name: tc.namespace}, Requester{})
+		if res.Allowed() != tc.allowed {
+			t.Errorf("%q in %s under %q: allowed %v, want %v (%q)", tc.class, tc.namespace, tc.policy, res.Allowed(), tc.allowed, violationKeys(res.Violations))
 		}
 	}
 }

@@ -155,8 +155,8 @@ func judgeResources(p *Policy, pod *podView, r *report) bool {
 			if limits {
 				kind, what = "limits", "limit"
 			}
-			why := "the pod's effective " + string(ceiling.name) + " " + what + " exceeds the policy's per-pod ceiling: " +
-				"regular and sidecar containers add up, and an init container counts alone when larger, as the scheduler and kubelet count"
+			why := "the pod's " + string(ceiling.name) + " " + kind + " add up above the policy's per-pod ceiling " +
+				"(regular and sidecar containers summed, an init container alone when larger)"
 			if podLevel {
 				why = "the pod-level " + string(ceiling.name) + " " + what + " exceeds the policy's per-pod ceiling"
 			}

@@ -85,6 +85,8 @@ type podView struct {
 	isTokenSecret func(name string) bool
 	// unknown are the pod spec's fields that agentgate's k8s.io/api does not know.
 	unknown []FieldError
+	// namespace is the namespace the workload is judged in (metadata.namespace may be empty at CREATE).
+	namespace string
 }
 
 // containerAt is one container of any kind. Its path is built only when a violation needs it.

@@ -93,6 +93,7 @@ func (p *Policy) selects(w *Workload, ns Namespace, rq Requester) (bool, *Exempt
 func (p *Policy) view(w *Workload, ns Namespace, rq Requester, exempted func(containerAt)) *podView {
 	pod := newPodView(p, w, rq, exempted)
 	pod.isTokenSecret = ns.IsTokenSecret
+	pod.namespace = ns.Name
 	if _, ok := p.tokenBy.match(rq); ok {
 		pod.mayMountToken = true
 	}

@@ -178,6 +178,10 @@ type Scheduling struct {
 	// cluster's global default applies). Empty: any class but the system ones (the reserved "system-" prefix:
 	// system-node-critical, system-cluster-critical), which let a pod preempt and outlive the node's own agents.
 	PriorityClassNames []string `json:"priorityClassNames,omitempty"`
+	// SystemPriorityNamespaces may use the system classes all the same: agentgate's own namespace (the API
+	// server waits on agentgate, which must not be preempted). Keyed by namespace, which a pod author in an
+	// agent namespace cannot choose, and relaxing nothing else.
+	SystemPriorityNamespaces []string `json:"systemPriorityNamespaces,omitempty"`
 }
 
 type Commands struct {
