@@ -75,14 +75,16 @@ type perPodCeiling struct {
 	// fit is how many containers at max fit under the ceiling (at most maxFit; -1 without a max): a pod with
 	// no more init and regular containers, every one within max, cannot exceed it.
 	fit int
+	// entry is the index of the name in entries (below 64: a bit of the names the containers use), or -1.
+	entry int
 }
 
 const maxFit = 64
 
 // judgeResources is the whole check. With r set it reports every violation in a fixed order. With r nil it
-// reports nothing, allocates nothing and stops at the first violation, with two shortcuts on the way: a
+// reports nothing, allocates nothing and stops at the first violation, with shortcuts on the way: a
 // container's lists are judged by a lookup per allowed name, and a per-pod total is skipped when its
-// containers, all within max, cannot add up above it. One function for both, and TestResourcesFastPathAgrees
+// containers, all within max, cannot add up above it, or when none of them uses the resource. One function for both, and TestResourcesFastPathAgrees
 // holds the fast verdict to the full report's over random pods.
 func judgeResources(p *Policy, pod *podView, r *report) bool {
 	rules := &p.resources
@@ -103,6 +105,7 @@ func judgeResources(p *Policy, pod *podView, r *report) bool {
 		}
 	}
 	judgedCounted := 0 // judged init and regular containers: those the pod's total counts
+	var used uint64    // in the fast pass, a bit per entry a judged container requests or limits
 	for _, ca := range pod.containers {
 		res := &ca.c.Resources
 		var at *field.Path
@@ -126,7 +129,7 @@ func judgeResources(p *Policy, pod *podView, r *report) bool {
 					"agent containers must declare a "+string(rn)+" limit, or the pod a pod-level one (spec.resources.limits)")
 			}
 		}
-		if !rules.judgeRequirements(res, at, r) {
+		if !rules.judgeRequirements(res, at, r, &used) {
 			if r == nil {
 				return false
 			}
@@ -136,8 +139,9 @@ func judgeResources(p *Policy, pod *podView, r *report) bool {
 	// With no violation so far in the fast pass, every container the policy judges is within max.
 	withinMaxAll := r == nil && judgedCounted == len(spec.InitContainers)+len(spec.Containers)
 	for _, ceiling := range rules.perPod {
-		if withinMaxAll && ceiling.fit >= judgedCounted && !podLevelSets(spec.Resources, ceiling.name) {
-			continue // the sum of judgedCounted containers within max is within the ceiling
+		if withinMaxAll && !podLevelSets(spec.Resources, ceiling.name) &&
+			(ceiling.fit >= judgedCounted || ceiling.entry >= 0 && used&(1<<ceiling.entry) == 0) {
+			continue // judgedCounted containers within max cannot exceed it, or none of them uses the resource
 		}
 		for _, limits := range [2]bool{false, true} {
 			q, podLevel := effectivePodQuantity(spec, ceiling.name, limits)
@@ -180,7 +184,7 @@ func judgeResources(p *Policy, pod *podView, r *report) bool {
 
 // judgeRequirements judges the requests and limits of one container, or of the pod level (at is its
 // resources path; nil when r is).
-func (rules *resourceRules) judgeRequirements(res *corev1.ResourceRequirements, at *field.Path, r *report) bool {
+func (rules *resourceRules) judgeRequirements(res *corev1.ResourceRequirements, at *field.Path, r *report, used *uint64) bool {
 	ok := true
 	for _, kind := range [2]string{"requests", "limits"} {
 		list := res.Requests
@@ -194,6 +198,9 @@ func (rules *resourceRules) judgeRequirements(res *corev1.ResourceRequirements, 
 				e := &rules.entries[i]
 				if q, ok := list[e.name]; ok {
 					found++
+					if i < 64 {
+						*used |= 1 << i
+					}
 					if e.hasMax && q.Cmp(e.max) > 0 {
 						return false
 					}
@@ -451,6 +458,14 @@ func compileResources(s *Resources, fp *field.Path) (resourceRules, field.ErrorL
 			if (rn == corev1.ResourceCPU || rn == corev1.ResourceMemory) == first {
 				m, hasMax := rules.max[rn]
 				rules.entries = append(rules.entries, allowedEntry{name: rn, max: m, hasMax: hasMax})
+			}
+		}
+	}
+	for i := range rules.perPod {
+		rules.perPod[i].entry = -1
+		for j, e := range rules.entries {
+			if e.name == rules.perPod[i].name && j < 64 {
+				rules.perPod[i].entry = j
 			}
 		}
 	}
