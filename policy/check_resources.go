@@ -22,9 +22,8 @@ import (
 //	spec.resourceClaims[*]                                                (dynamic resource allocation)
 //
 // Allowed values:
-//   - R is one of the policy's allowed resources (spec.resources.allowed; unset: cpu, memory and every name
-//     the resources section gives a value). nvidia.com/gpu, hugepages-*, ephemeral-storage or any other name
-//     is denied unless listed.
+//   - R is one of the policy's allowed resources (spec.resources.allowed; unset: cpu, memory and
+//     ephemeral-storage). nvidia.com/gpu, hugepages-* or any other name is denied unless listed.
 //   - Every request and limit of a container is at most spec.resources.max[R]; so is the pod-level limit
 //     of R when a container has no limit of R of its own (it may use the whole pod-level limit).
 //   - For every R with a default limit, every init and regular container has a limit (mutation fills it),
@@ -354,12 +353,14 @@ func compileResources(s *Resources, fp *field.Path) (resourceRules, field.ErrorL
 		path *field.Path
 	}
 	var named []namedAt
+	reported := map[string]bool{} // paths with an error already: one error per field
 	ceiling := func(list corev1.ResourceList, at *field.Path) {
 		for _, rn := range sortedResourceNames(list) {
 			q, p := list[rn], at.Key(string(rn))
 			named = append(named, namedAt{rn, p})
 			if err := validResourceName(rn); err != "" {
 				errs = append(errs, field.Invalid(p, string(rn), err))
+				reported[p.String()] = true
 			}
 			if q.Sign() <= 0 {
 				errs = append(errs, field.Invalid(p, q.String(), "must be greater than zero"))
@@ -393,12 +394,13 @@ func compileResources(s *Resources, fp *field.Path) (resourceRules, field.ErrorL
 		ceiling(kind.list, dp.Child(kind.name))
 		for _, rn := range sortedResourceNames(kind.list) {
 			q, p := kind.list[rn], dp.Child(kind.name).Key(string(rn))
-			switch rn {
-			case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage:
+			switch {
+			case rn == corev1.ResourceCPU || rn == corev1.ResourceMemory || rn == corev1.ResourceEphemeralStorage, reported[p.String()]:
 			default:
 				// Extended resources and hugepages need request == limit and are never overcommitted: a default
 				// would hand every agent pod one.
 				errs = append(errs, field.NotSupported(p, rn, []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage}))
+				reported[p.String()] = true
 			}
 			if m, ok := s.Max[rn]; ok && q.Cmp(m) > 0 {
 				errs = append(errs, field.Invalid(p, q.String(), fmt.Sprintf("exceeds spec.resources.max.%s (%s): every defaulted pod would be denied", rn, m.String())))
@@ -425,26 +427,23 @@ func compileResources(s *Resources, fp *field.Path) (resourceRules, field.ErrorL
 
 	rules.allowed = map[corev1.ResourceName]bool{}
 	if len(s.Allowed) == 0 { // unset and [] alike: an empty list does not survive a round trip through omitempty
-		rules.allowed[corev1.ResourceCPU] = true
-		rules.allowed[corev1.ResourceMemory] = true
-		for _, n := range named {
-			rules.allowed[n.name] = true
-		}
-	} else {
-		ap := fp.Child("allowed")
-		for i, rn := range s.Allowed {
-			if err := validResourceName(rn); err != "" {
-				errs = append(errs, field.Invalid(ap.Index(i), string(rn), err))
-			}
-			if rules.allowed[rn] {
-				errs = append(errs, field.Duplicate(ap.Index(i), string(rn)))
-			}
+		for _, rn := range defaultAllowedResources {
 			rules.allowed[rn] = true
 		}
-		for _, n := range named {
-			if !rules.allowed[n.name] {
-				errs = append(errs, field.Invalid(n.path, string(n.name), "not in spec.resources.allowed: a value for a resource agent pods may not use"))
-			}
+	}
+	ap := fp.Child("allowed")
+	for i, rn := range s.Allowed {
+		if err := validResourceName(rn); err != "" {
+			errs = append(errs, field.Invalid(ap.Index(i), string(rn), err))
+		}
+		if rules.allowed[rn] {
+			errs = append(errs, field.Duplicate(ap.Index(i), string(rn)))
+		}
+		rules.allowed[rn] = true
+	}
+	for _, n := range named {
+		if !rules.allowed[n.name] && !reported[n.path.String()] {
+			errs = append(errs, field.Invalid(n.path, string(n.name), "not in spec.resources.allowed (unset: cpu, memory, ephemeral-storage): list it there to let agent pods use it"))
 		}
 	}
 	names := make([]string, 0, len(rules.allowed))
@@ -475,6 +474,11 @@ func compileResources(s *Resources, fp *field.Path) (resourceRules, field.ErrorL
 	}
 	return rules, errs
 }
+
+// defaultAllowedResources is spec.resources.allowed when unset: what every node has and the kubelet bounds.
+// Asking for any of them takes nothing scarce (a request too large leaves the pod unscheduled); GPUs and other
+// extended resources are scarce devices, and hugepages are memory outside the memory limit.
+var defaultAllowedResources = []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage}
 
 // validResourceName says why rn is not a resource a container can request ("" when it is), as the API
 // server's validation would: a native name, hugepages-<size>, or an extended resource "domain/name" outside

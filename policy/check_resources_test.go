@@ -240,7 +240,7 @@ func TestCheckResourcesPodLevelAndNames(t *testing.T) {
 			},
 		},
 		{
-			name: "an extended resource the policy names", policy: "resources: {max: {nvidia.com/gpu: 1}}",
+			name: "an extended resource the policy allows", policy: "resources: {max: {nvidia.com/gpu: 1}, allowed: [cpu, memory, nvidia.com/gpu]}",
 			tweak: func(p *corev1.Pod) {
 				set(&first(p).Limits, "nvidia.com/gpu", "1")
 				set(&first(p).Limits, corev1.ResourceEphemeralStorage, "1Gi")
@@ -248,8 +248,13 @@ func TestCheckResourcesPodLevelAndNames(t *testing.T) {
 			want: []string{"spec.containers[0].resources.limits[ephemeral-storage] | 1Gi | unset; the policy allows cpu, memory, nvidia.com/gpu"},
 		},
 		{
-			name: "a policy that names nothing still allows cpu and memory", policy: "resources: {}",
-			tweak: func(p *corev1.Pod) { set(&first(p).Limits, corev1.ResourceCPU, "64") },
+			name: "a policy that names nothing allows cpu, memory and ephemeral-storage, unbounded", policy: "resources: {}",
+			tweak: func(p *corev1.Pod) {
+				set(&first(p).Limits, corev1.ResourceCPU, "64")
+				set(&first(p).Limits, corev1.ResourceEphemeralStorage, "1Ti")
+				set(&first(p).Limits, "hugepages-1Gi", "1Gi")
+			},
+			want: []string{"spec.containers[0].resources.limits[hugepages-1Gi] | 1Gi | unset; the policy allows cpu, ephemeral-storage, memory"},
 		},
 	}
 	runCheckCases(t, checkResources, cases)
@@ -274,6 +279,11 @@ func TestParseResources(t *testing.T) {
 			},
 		},
 		{
+			name: "a misspelled default: one error",
+			spec: "resources: {defaults: {limits: {CPU: '1'}}}",
+			want: []string{`spec.resources.defaults.limits[CPU]: Invalid value: "CPU": not a resource a container can request`},
+		},
+		{
 			name: "zero and negative ceilings",
 			spec: "resources: {max: {cpu: '0'}, maxPerPod: {memory: -1Gi}}",
 			want: []string{
@@ -292,6 +302,14 @@ func TestParseResources(t *testing.T) {
 			want: []string{
 				`spec.resources.defaults.requests[nvidia.com/gpu]: Unsupported value: "nvidia.com/gpu": supported values: "cpu", "memory", "ephemeral-storage"`,
 				`spec.resources.defaults.limits[hugepages-2Mi]: Unsupported value: "hugepages-2Mi": supported values: "cpu", "memory", "ephemeral-storage"`,
+			},
+		},
+		{
+			name: "a ceiling for a resource not allowed by default",
+			spec: "resources: {max: {nvidia.com/gpu: '1'}, maxPerPod: {hugepages-2Mi: 1Gi}}",
+			want: []string{
+				`spec.resources.max[nvidia.com/gpu]: Invalid value: "nvidia.com/gpu": not in spec.resources.allowed (unset: cpu, memory, ephemeral-storage)`,
+				`spec.resources.maxPerPod[hugepages-2Mi]: Invalid value: "hugepages-2Mi": not in spec.resources.allowed (unset: cpu, memory, ephemeral-storage)`,
 			},
 		},
 		{

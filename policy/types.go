@@ -158,9 +158,8 @@ type Resources struct {
 	// otherwise max(largest init container, regular containers + sidecars), as the scheduler and kubelet count.
 	MaxPerPod corev1.ResourceList `json:"maxPerPod,omitempty"`
 	// Allowed are the only resources a container or the pod may request or limit; any other name
-	// (nvidia.com/gpu, hugepages-2Mi, ephemeral-storage, example.com/anything) is denied. Unset: cpu, memory and
-	// every name that defaults, max or maxPerPod gives a value (an empty list too). When set it must list every
-	// one of those.
+	// (nvidia.com/gpu, hugepages-2Mi, example.com/anything) is denied. Unset (or empty): cpu, memory and
+	// ephemeral-storage. Every name that defaults, max or maxPerPod gives a value must be allowed.
 	Allowed []corev1.ResourceName `json:"allowed,omitempty"`
 	// AllowResourceClaims lets a pod use dynamic resource allocation (spec.resourceClaims): devices the
 	// policy cannot count. Unset: denied.

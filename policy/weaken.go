@@ -84,7 +84,8 @@ var weakeningRules = []weakeningRule{
 	{"securityContext", []string{"securityContext.readOnlyRootFilesystem", "securityContext.allowedCapabilities",
 		"securityContext.allowPrivilegeEscalation", "securityContext.runAsNonRoot", "securityContext.seccompProfile"}, weakenSecurityContext},
 	{"serviceAccountToken", []string{"serviceAccountToken.automount", "serviceAccountToken.allowServiceAccounts"}, weakenServiceAccountToken},
-	{"resources", []string{"resources.defaults.requests", "resources.defaults.limits", "resources.max"}, weakenResources},
+	{"resources", []string{"resources.defaults.requests", "resources.defaults.limits", "resources.max", "resources.maxPerPod",
+		"resources.allowed", "resources.allowResourceClaims"}, weakenResources},
 	{"commands", []string{"commands.blocked", "commands.allowed"}, weakenCommands},
 	{"env", []string{"env.denyLiteralSecrets"}, weakenEnv},
 	{"windows", []string{"windows"}, weakenWindows},
@@ -94,6 +95,7 @@ var weakeningRules = []weakeningRule{
 	{"network", []string{"network.manage", "network.egress.allow[].cidr", "network.egress.allow[].ports[].port",
 		"network.egress.allow[].ports[].endPort", "network.egress.allow[].ports[].protocol", "network.egress.dns",
 		"network.egress.dnsResolvers", "network.egress.blocked"}, weakenNetwork},
+	{"scheduling", []string{"scheduling.priorityClassNames", "scheduling.systemPriorityNamespaces"}, weakenScheduling},
 }
 
 var specPath = field.NewPath("spec")
@@ -272,6 +274,57 @@ func weakenResources(old, cur *Policy, w *weakenings) {
 	bounds(w, rp.Child("max"), o.Max, c.Max, "a container may ask for more")
 	bounds(w, rp.Child("defaults", "requests"), o.Defaults.Requests, c.Defaults.Requests, "mutation fills a larger request, or none, where a container sets none")
 	bounds(w, rp.Child("defaults", "limits"), o.Defaults.Limits, c.Defaults.Limits, "mutation fills a larger limit, or none, where a container sets none")
+	bounds(w, rp.Child("maxPerPod"), o.MaxPerPod, c.MaxPerPod, "a pod's containers may add up to more")
+	// allowed compares what each version admits (an unset list means cpu, memory and every name the section
+	// gives a value), so naming a new ceiling is a weakening only through the name it lets in.
+	for _, rn := range sortedAllowed(cur.resources.allowed) {
+		if old.resources.allowed[rn] {
+			continue
+		}
+		at := rp.Child("allowed")
+		if i := slices.Index(c.Allowed, rn); i >= 0 {
+			at = at.Index(i)
+		}
+		w.add(at, "(none)", quote(string(rn)), "containers and pods may request or limit "+string(rn))
+	}
+	if !o.AllowResourceClaims && c.AllowResourceClaims {
+		w.add(rp.Child("allowResourceClaims"), "false", "true", "pods may claim devices (dynamic resource allocation) the policy cannot count")
+	}
+}
+
+func sortedAllowed(m map[corev1.ResourceName]bool) []corev1.ResourceName {
+	out := make([]corev1.ResourceName, 0, len(m))
+	for rn := range m {
+		out = append(out, rn)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// scheduling: a priority class that the old version denied and the new one allows (a list emptied: every
+// class but the system ones; a class added to a list; a system class listed where the list was empty), and a
+// namespace added to systemPriorityNamespaces.
+func weakenScheduling(old, cur *Policy, w *weakenings) {
+	sp := specPath.Child("scheduling")
+	o, c := old.Spec.Scheduling, cur.Spec.Scheduling
+	allowedByOld := func(class string) bool {
+		if len(o.PriorityClassNames) == 0 {
+			return !strings.HasPrefix(class, systemPriorityClassPrefix)
+		}
+		return slices.Contains(o.PriorityClassNames, class)
+	}
+	switch {
+	case len(o.PriorityClassNames) > 0 && len(c.PriorityClassNames) == 0:
+		w.add(sp.Child("priorityClassNames"), renderList(o.PriorityClassNames), "[]", "the list is emptied: agent pods may use any priority class but the system ones")
+	default:
+		for i, class := range c.PriorityClassNames {
+			if !allowedByOld(class) {
+				w.add(sp.Child("priorityClassNames").Index(i), "(none)", quote(class), "agent pods may use this priority class")
+			}
+		}
+	}
+	addedEntries(w, sp.Child("systemPriorityNamespaces"), o.SystemPriorityNamespaces, c.SystemPriorityNamespaces, identity,
+		"pods in this namespace may use the system priority classes")
 }
 
 func bounds(w *weakenings, at *field.Path, old, cur corev1.ResourceList, detail string) {

@@ -44,6 +44,9 @@ spec:
   resources:
     defaults: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: "1", memory: 512Mi}}
     max: {cpu: "4", memory: 8Gi}
+    maxPerPod: {cpu: "16", memory: 32Gi}
+    allowed: [cpu, memory, ephemeral-storage]
+    allowResourceClaims: false
   commands:
     blocked: ["rm -rf /", "shutdown", "reboot"]
     allowed: [python3, /usr/bin/env]
@@ -55,6 +58,9 @@ spec:
     allowGroups: [sre]
     interactive: deny
   unknownFields: deny
+  scheduling:
+    priorityClassNames: [agents-low]
+    systemPriorityNamespaces: [agentgate-system]
 `
 
 // edit replaces each "old=>new" pair once in doc, failing the test when old is not there (so that a case
@@ -129,6 +135,16 @@ func TestWeakeningsCatchOffSwitches(t *testing.T) {
 		{"max removed", []string{"    max: {cpu: \"4\", memory: 8Gi}\n=>"}, []string{"spec.resources.max[cpu]", "spec.resources.max[memory]"}},
 		{"a default limit raised", []string{`limits: {cpu: "1"=>limits: {cpu: "3"`}, []string{"spec.resources.defaults.limits[cpu]"}},
 		{"default requests removed", []string{"requests: {cpu: 100m, memory: 128Mi}, =>"}, []string{"spec.resources.defaults.requests[cpu]", "spec.resources.defaults.requests[memory]"}},
+		{"maxPerPod raised", []string{`maxPerPod: {cpu: "16"=>maxPerPod: {cpu: "64"`}, []string{"spec.resources.maxPerPod[cpu]"}},
+		{"maxPerPod memory removed", []string{`maxPerPod: {cpu: "16", memory: 32Gi}=>maxPerPod: {cpu: "16"}`}, []string{"spec.resources.maxPerPod[memory]"}},
+		{"a GPU allowed", []string{"allowed: [cpu, memory, ephemeral-storage]=>allowed: [cpu, memory, ephemeral-storage, nvidia.com/gpu]"}, []string{"spec.resources.allowed[3]"}},
+		{"hugepages allowed with a ceiling", []string{"allowed: [cpu, memory, ephemeral-storage]=>allowed: [cpu, memory, hugepages-2Mi]",
+			`max: {cpu: "4", memory: 8Gi}=>max: {cpu: "4", memory: 8Gi, hugepages-2Mi: 1Gi}`}, []string{"spec.resources.allowed[2]"}},
+		{"resource claims allowed", []string{"allowResourceClaims: false=>allowResourceClaims: true"}, []string{"spec.resources.allowResourceClaims"}},
+		{"priorityClassNames emptied", []string{"priorityClassNames: [agents-low]=>priorityClassNames: []"}, []string{"spec.scheduling.priorityClassNames"}},
+		{"a priority class allowed", []string{"priorityClassNames: [agents-low]=>priorityClassNames: [agents-low, batch-high]"}, []string{"spec.scheduling.priorityClassNames[1]"}},
+		{"a system class listed", []string{"priorityClassNames: [agents-low]=>priorityClassNames: [agents-low, system-node-critical]"}, []string{"spec.scheduling.priorityClassNames[1]"}},
+		{"a namespace given the system classes", []string{"systemPriorityNamespaces: [agentgate-system]=>systemPriorityNamespaces: [agentgate-system, agents]"}, []string{"spec.scheduling.systemPriorityNamespaces[1]"}},
 		{"a blocked command removed", []string{`"shutdown", "reboot"]=>"shutdown"]`}, []string{"spec.commands.blocked[2]"}},
 		{"commands.blocked emptied", []string{`blocked: ["rm -rf /", "shutdown", "reboot"]=>blocked: []`}, []string{"spec.commands.blocked[0]", "spec.commands.blocked[1]", "spec.commands.blocked[2]"}},
 		{"a blocked command narrowed", []string{`"rm -rf /"=>"rm -rf /tmp"`}, []string{"spec.commands.blocked[0]"}},
@@ -213,6 +229,11 @@ func TestWeakeningsLetTighteningPass(t *testing.T) {
 		{"token automount off", []string{"automount: false=>automount: true"}, nil},
 		{"resources lowered and a bound added", nil, []string{`max: {cpu: "4", memory: 8Gi}=>max: {cpu: "2", memory: 8Gi, ephemeral-storage: 1Gi}`,
 			`limits: {cpu: "1", memory: 512Mi}=>limits: {cpu: 500m, memory: 512Mi}`}},
+		{"maxPerPod lowered and allowed narrowed", nil, []string{`maxPerPod: {cpu: "16"=>maxPerPod: {cpu: "8"`,
+			"allowed: [cpu, memory, ephemeral-storage]=>allowed: [cpu, memory]"}},
+		{"allowed unset: the same three", nil, []string{"    allowed: [cpu, memory, ephemeral-storage]\n=>"}},
+		{"a priority class removed", []string{"priorityClassNames: [agents-low]=>priorityClassNames: [agents-low, batch-high]"}, []string{}},
+		{"a class list set where there was none", []string{"priorityClassNames: [agents-low]=>priorityClassNames: []"}, []string{}},
 		{"a bound written in other units", nil, []string{"memory: 8Gi=>memory: 8192Mi", `cpu: "4"=>cpu: 4000m`}},
 		{"a blocked command added", nil, []string{`"shutdown", "reboot"]=>"shutdown", "reboot", "halt"]`}},
 		{"a blocked command respaced", nil, []string{`"rm -rf /"=>"rm  -rf   /"`}},
