@@ -488,7 +488,8 @@ func TestResourcesFastPathAgrees(t *testing.T) {
 	policies := []*Policy{
 		Default(),
 		testPolicy(t, "resources: {max: {cpu: '2', nvidia.com/gpu: '1'}, maxPerPod: {cpu: '5', nvidia.com/gpu: '2', memory: 3Gi}, allowed: [cpu, memory, nvidia.com/gpu]}"),
-		testPolicy(t, "exempt: {containers: [{name: c1, image: 'registry.corp.example/**'}]}\nresources: {defaults: {limits: {cpu: '1'}}, max: {cpu: '4', memory: 8Gi}, maxPerPod: {cpu: '8', memory: 8Gi}}"),
+		testPolicy(t, "exempt: {containers: [{name: c1, image: 'registry.corp.example/**', checks: [resources], usernames: [operator]}]}\n"+
+			"resources: {defaults: {limits: {cpu: '1'}}, max: {cpu: '4', memory: 8Gi}, maxPerPod: {cpu: '8', memory: 8Gi}}"),
 		testPolicy(t, "resources: {}"),
 	}
 	rng := rand.New(rand.NewPCG(3, 11))
@@ -526,7 +527,7 @@ func TestResourcesFastPathAgrees(t *testing.T) {
 			t.Fatal(err)
 		}
 		for pi, p := range policies {
-			view := newPodView(p, w, Requester{}, nil)
+			view := newPodView(p, w, Requester{Username: "operator"}, nil).judgedBy("resources")
 			fast := judgeResources(p, view, nil)
 			r := &report{policy: p}
 			full := judgeResources(p, view, r)
