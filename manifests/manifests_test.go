@@ -26,7 +26,7 @@ func TestInstalledDefaultPolicyIsTheEmbeddedOne(t *testing.T) {
 
 // TestOwnDeploymentPassesOwnPolicy judges agentgate's own Deployment with the default policy, namespace labels
 // unknown (every selector matches): no violation, and hardening has nothing left to fill in; but for the token,
-// which agentgate needs to talk to the API server. Token allowances follow the requester, and agentgate's pods
+// which agentgate needs to talk to the API server, and its system priority class. Token allowances follow the requester, and agentgate's pods
 // are created by the ReplicaSet controller, which no policy may name: agentgate's namespace stays outside the
 // webhooks' reach instead (manifests/base/webhooks.yaml excludes it by name), so the token is allowed here.
 func TestOwnDeploymentPassesOwnPolicy(t *testing.T) {
@@ -43,9 +43,11 @@ func TestOwnDeploymentPassesOwnPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := strings.Replace(string(policy.DefaultPolicyYAML()), "automount: false", "automount: true", 1)
+	// The same for its priority class: system-cluster-critical, since the API server waits on agentgate.
+	doc = strings.Replace(doc, "systemPriorityNamespaces: []", "systemPriorityNamespaces: [agentgate-system]", 1)
 	p, errs := policy.Parse([]byte(doc))
-	if len(errs) > 0 || !strings.Contains(doc, "automount: true") {
-		t.Fatalf("the default policy with automount: true: %v", errs.ToAggregate())
+	if len(errs) > 0 || !strings.Contains(doc, "automount: true") || !strings.Contains(doc, "systemPriorityNamespaces: [agentgate-system]") {
+		t.Fatalf("the default policy with automount: true and agentgate-system's system priority: %v", errs.ToAggregate())
 	}
 	set := policy.NewSet(p)
 	ns := policy.Namespace{Name: "agentgate-system"}

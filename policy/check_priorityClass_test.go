@@ -74,13 +74,14 @@ func TestParseScheduling(t *testing.T) {
 }
 
 // TestSystemPriorityNamespaces: the system classes are allowed only in the namespaces the policy names (the
-// default: agentgate's own), whatever the pod's own metadata says, and with a list of classes too.
+// default names none), whatever the pod's own metadata says, and with a list of classes too.
 func TestSystemPriorityNamespaces(t *testing.T) {
 	for _, tc := range []struct {
 		policy, namespace, class string
 		allowed                  bool
 	}{
-		{"", "agentgate-system", "system-cluster-critical", true},
+		{"", "agentgate-system", "system-cluster-critical", false},
+		{"scheduling: {systemPriorityNamespaces: [agentgate-system]}", "agentgate-system", "system-cluster-critical", true},
 		{"", "agents", "system-cluster-critical", false},
 		{"", "agents", "system-node-critical", false},
 		{"scheduling: {priorityClassNames: [agents-low], systemPriorityNamespaces: [infra]}", "infra", "system-node-critical", true},
