@@ -95,7 +95,7 @@ func TestSystemPriorityNamespaces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := NewSet(testPolicy(t, tc.policy)).Evaluate(w, Namespace{Name: tc.namespace}, Requester{})
+		res := NewSet(testPolicy(t, tc.policy)).evaluate(w, Namespace{Name: tc.namespace}, Requester{})
 		if res.Allowed() != tc.allowed {
 			t.Errorf("%q in %s under %q: allowed %v, want %v (%q)", tc.class, tc.namespace, tc.policy, res.Allowed(), tc.allowed, violationKeys(res.Violations))
 		}
