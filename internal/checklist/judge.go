@@ -77,6 +77,12 @@ func podMissingLimits(pod *corev1.Pod) []string {
 	var out []string
 	check := func(path, name string, limits corev1.ResourceList) {
 		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			// A pod-level limit bounds every container that sets none (agentgate then fills none either).
+			if pod.Spec.Resources != nil {
+				if _, podLevel := pod.Spec.Resources.Limits[r]; podLevel {
+					continue
+				}
+			}
 			if _, ok := limits[r]; !ok {
 				out = append(out, fmt.Sprintf("%s (container %q) has no %s limit", path, name, r))
 			}

@@ -112,6 +112,12 @@ func TestPodMissingLimits(t *testing.T) {
 	if got := podMissingLimits(pod); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
+	// A pod-level memory limit bounds the containers that set none: only cpu is still missing.
+	pod.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}}
+	want = []string{`spec.containers[1].resources.limits (container "requests-only") has no cpu limit`}
+	if got := podMissingLimits(pod); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("with a pod-level memory limit: got %q\nwant %q", got, want)
+	}
 }
 
 func TestVerifyServing(t *testing.T) {
