@@ -220,3 +220,8 @@ func compileCommands(s Commands, fp *field.Path) (*commandRules, field.ErrorList
 func (r *commandRules) active() bool {
 	return r != nil && (len(r.blocked) > 0 || r.forkBomb != "" || r.allowList)
 }
+
+type Commands struct {
+	Blocked []string `json:"blocked,omitempty"`
+	Allowed []string `json:"allowed,omitempty"`
+}

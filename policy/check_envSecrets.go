@@ -648,3 +648,7 @@ func slicesContains(s []string, v string) bool {
 	}
 	return false
 }
+
+type Env struct {
+	DenyLiteralSecrets *bool `json:"denyLiteralSecrets,omitempty"`
+}

@@ -84,3 +84,15 @@ func compileScheduling(s *Scheduling, fp *field.Path) (priorityClassRules, field
 	rules.allowed, rules.allowedText = allowed, strings.Join(quoted, ", ")
 	return rules, errs
 }
+
+// Scheduling bounds what an agent pod may claim of the scheduler.
+type Scheduling struct {
+	// PriorityClassNames are the only classes spec.priorityClassName may name (unset always passes: the
+	// cluster's global default applies). Empty: any class but the system ones (the reserved "system-" prefix:
+	// system-node-critical, system-cluster-critical), which let a pod preempt and outlive the node's own agents.
+	PriorityClassNames []string `json:"priorityClassNames,omitempty"`
+	// SystemPriorityNamespaces may use the system classes all the same: agentgate's own namespace (the API
+	// server waits on agentgate, which must not be preempted). Keyed by namespace, which a pod author in an
+	// agent namespace cannot choose, and relaxing nothing else.
+	SystemPriorityNamespaces []string `json:"systemPriorityNamespaces,omitempty"`
+}

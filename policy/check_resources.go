@@ -505,3 +505,28 @@ func validResourceName(rn corev1.ResourceName) string {
 	}
 	return "not a resource a container can request: cpu, memory, ephemeral-storage, hugepages-<size> or an extended resource such as nvidia.com/gpu"
 }
+
+// Resources bounds what an agent pod may ask of its node. Kubernetes' own rules decide what a pod gets: a
+// container's requests and limits, the pod-level spec.resources (which replaces the containers' sum where set),
+// init containers counted alone and restartable (sidecar) init containers counted with the regular ones.
+type Resources struct {
+	Defaults ResourceDefaults `json:"defaults,omitempty"`
+	// Max is the ceiling of every request and limit one container declares, and of a pod-level limit
+	// (spec.resources) beside a container without a limit of its own, which may use all of it.
+	Max corev1.ResourceList `json:"max,omitempty"`
+	// MaxPerPod is the ceiling of the pod's effective requests and limits: the pod-level value where set,
+	// otherwise max(largest init container, regular containers + sidecars), as the scheduler and kubelet count.
+	MaxPerPod corev1.ResourceList `json:"maxPerPod,omitempty"`
+	// Allowed are the only resources a container or the pod may request or limit; any other name
+	// (nvidia.com/gpu, hugepages-2Mi, example.com/anything) is denied. Unset (or empty): cpu, memory and
+	// ephemeral-storage. Every name that defaults, max or maxPerPod gives a value must be allowed.
+	Allowed []corev1.ResourceName `json:"allowed,omitempty"`
+	// AllowResourceClaims lets a pod use dynamic resource allocation (spec.resourceClaims): devices the
+	// policy cannot count. Unset: denied.
+	AllowResourceClaims bool `json:"allowResourceClaims,omitempty"`
+}
+
+type ResourceDefaults struct {
+	Requests corev1.ResourceList `json:"requests,omitempty"`
+	Limits   corev1.ResourceList `json:"limits,omitempty"`
+}

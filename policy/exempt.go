@@ -209,3 +209,43 @@ func (p *Policy) containerRelaxations(c *corev1.Container, rq Requester) []strin
 	}
 	return out
 }
+
+// Exempt lists what a policy does not judge. Every exemption is anchored to something a pod's author cannot
+// choose (README "Decisions"): its namespace, or the user who sends the request to the API server. A pod's own
+// serviceAccountName, container names and images are chosen by whoever writes the pod, so none of them alone
+// exempts anything.
+type Exempt struct {
+	Namespaces []string `json:"namespaces,omitempty"`
+	// ServiceAccounts ("namespace/name") exempt what that service account itself sends to the API server (the
+	// requesting user system:serviceaccount:namespace:name), as Pod Security Admission's exemptions.usernames
+	// do; never a pod that merely names the account in spec.serviceAccountName. kube-system accounts (the
+	// built-in controllers, which create the pods of every Deployment, Job…) are refused.
+	ServiceAccounts []string `json:"serviceAccounts,omitempty"`
+	// Usernames exempt what these requesting users send. Controller and node identities are refused.
+	Usernames  []string          `json:"usernames,omitempty"`
+	Containers []ContainerExempt `json:"containers,omitempty"`
+}
+
+// ContainerExempt relaxes the checks it names for one container, when its name and image match and the
+// request comes from one of the identities it names. It never relaxes what Pod Security "baseline" forbids
+// (host namespaces, privileged, capabilities, host paths and ports, seccomp, AppArmor, SELinux…), nor a
+// check that judges the whole pod rather than one container.
+type ContainerExempt struct {
+	Name  string `json:"name"`
+	Image string `json:"image"` // glob over the whole normalised reference; "*" matches anything
+	// Checks are the IDs of the checks this container is not judged by (at least one).
+	Checks []string `json:"checks,omitempty"`
+	// ServiceAccounts ("namespace/name") and Usernames: the requesting users for whom the entry applies (at
+	// least one of them), as in Exempt.
+	ServiceAccounts []string `json:"serviceAccounts,omitempty"`
+	Usernames       []string `json:"usernames,omitempty"`
+}
+
+type ServiceAccountToken struct {
+	Automount *bool `json:"automount,omitempty"`
+	// AllowServiceAccounts ("namespace/name"): the pods that service account itself creates (the requesting
+	// user system:serviceaccount:namespace:name, an operator that starts pods whose job is to talk to the API
+	// server) may carry a token even when automount is forced off. Keyed on the requester, not on the pod's own
+	// serviceAccountName, which any pod author chooses. Every other check still applies.
+	AllowServiceAccounts []string `json:"allowServiceAccounts,omitempty"`
+}

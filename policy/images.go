@@ -503,3 +503,33 @@ func (p *Policy) admitsImageName(img *image) (deniedBy glob, denied, allowed boo
 	_, ok := firstMatch(p.allow, img)
 	return glob{}, false, ok
 }
+
+type Images struct {
+	Allow         []string `json:"allow,omitempty"`
+	Deny          []string `json:"deny,omitempty"`
+	DenyTags      []string `json:"denyTags,omitempty"`
+	RequireDigest bool     `json:"requireDigest,omitempty"`
+	PinDigests    bool     `json:"pinDigests,omitempty"`
+	// PinRegistries are the only registries that digest pinning may reach at a loopback, link-local,
+	// unspecified or multicast address, or over plain HTTP. Every other registry is asked over HTTPS, and a
+	// connection to such an address is refused when it is dialled (so a name that resolves there is too).
+	PinRegistries []PinRegistry `json:"pinRegistries,omitempty"`
+}
+
+// PinRegistry lets digest pinning reach one registry where it otherwise never goes.
+type PinRegistry struct {
+	// Registry is host[:port], compared as image references are ("LOCALHOST:5000" is localhost:5000,
+	// "registry.example:443" is registry.example).
+	Registry string `json:"registry"`
+	// LocalAddresses: the registry may be at a loopback, link-local, unspecified or multicast address
+	// (a registry on the node, or in tests).
+	LocalAddresses bool `json:"localAddresses,omitempty"`
+	// PlainHTTP: the registry may be asked over HTTP, unencrypted and unauthenticated (tests).
+	PlainHTTP bool `json:"plainHTTP,omitempty"`
+}
+
+// PinAccess is what digest pinning may do to reach one registry, beyond HTTPS to ordinary addresses.
+type PinAccess struct {
+	LocalAddresses bool
+	PlainHTTP      bool
+}

@@ -10,7 +10,6 @@ import (
 
 	json "github.com/go-json-experiment/json"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
@@ -196,45 +195,20 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 	sp := field.NewPath("spec")
 	p := &Policy{Name: ap.Metadata.Name, Spec: s}
 
-	switch s.Mode {
-	case ModeEnforce, ModeWarn, ModeAudit:
-	default:
-		errs = append(errs, field.NotSupported(sp.Child("mode"), s.Mode, []Mode{ModeEnforce, ModeWarn, ModeAudit}))
-	}
-	switch s.Windows {
-	case WindowsDeny, WindowsSkipLinuxChecks:
-	default:
-		errs = append(errs, field.NotSupported(sp.Child("windows"), s.Windows, []WindowsMode{WindowsDeny, WindowsSkipLinuxChecks}))
-	}
+	errs = append(errs, compileMode(s.Mode, sp.Child("mode"))...)
+	errs = append(errs, compileWindows(s.Windows, sp.Child("windows"))...)
 	errs = append(errs, compileUnknownFields(s.UnknownFields, sp.Child("unknownFields"))...)
 
-	var e field.ErrorList
-	p.nsSelector, e = compileSelector(s.Match.NamespaceSelector, sp.Child("match", "namespaceSelector"))
-	errs = append(errs, e...)
-	p.podSelector, e = compileSelector(s.Match.PodSelector, sp.Child("match", "podSelector"))
-	errs = append(errs, e...)
+	errs = append(errs, compileMatch(p, s.Match, sp.Child("match"))...)
 
 	errs = append(errs, compileExempt(p, s.Exempt, sp.Child("exempt"))...)
 	errs = append(errs, compileServiceAccountToken(p, s.ServiceAccountToken, sp.Child("serviceAccountToken"))...)
 
 	errs = append(errs, compileImages(p, &s.Images, sp.Child("images"))...)
 
-	scp := sp.Child("securityContext")
-	p.allowedCaps = map[corev1.Capability]bool{}
-	for i, c := range s.SecurityContext.AllowedCapabilities {
-		norm := normalizeCapability(c)
-		if norm == "ALL" || norm == "" {
-			errs = append(errs, field.Invalid(scp.Child("allowedCapabilities").Index(i), c, "name single capabilities such as NET_BIND_SERVICE; ALL cannot be allowed"))
-		}
-		p.allowedCaps[norm] = true
-	}
-	switch s.SecurityContext.SeccompProfile {
-	case corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeLocalhost:
-	default:
-		errs = append(errs, field.NotSupported(scp.Child("seccompProfile"), s.SecurityContext.SeccompProfile,
-			[]corev1.SeccompProfileType{corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeLocalhost}))
-	}
+	errs = append(errs, compileSecurityContext(p, s.SecurityContext, sp.Child("securityContext"))...)
 
+	var e field.ErrorList
 	p.resources, e = compileResources(&s.Resources, sp.Child("resources"))
 	errs = append(errs, e...)
 	p.priorityClasses, e = compileScheduling(&s.Scheduling, sp.Child("scheduling"))
@@ -249,20 +223,6 @@ func compile(ap *AgentPolicy) (*Policy, field.ErrorList) {
 	return p, errs
 }
 
-func compileSelector(sel *metav1.LabelSelector, fp *field.Path) (labels.Selector, field.ErrorList) {
-	if sel == nil {
-		return nil, nil
-	}
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return nil, field.ErrorList{field.Invalid(fp, sel, err.Error())}
-	}
-	if s.Empty() {
-		return nil, nil
-	}
-	return s, nil
-}
-
 func sortedResourceNames(l corev1.ResourceList) []corev1.ResourceName {
 	out := make([]corev1.ResourceName, 0, len(l))
 	for k := range l {
@@ -270,10 +230,4 @@ func sortedResourceNames(l corev1.ResourceList) []corev1.ResourceName {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// normalizeCapability makes "cap_net_raw" and "NET_RAW" the same capability, as container runtimes do.
-func normalizeCapability(c corev1.Capability) corev1.Capability {
-	s := strings.ToUpper(string(c))
-	return corev1.Capability(strings.TrimPrefix(s, "CAP_"))
 }
