@@ -22,9 +22,9 @@ const DefaultAuditMaxEvents = 100
 type BackgroundAudit struct {
 	// Pods are the running pods (the pod cache); Run waits until it has synced.
 	Pods *PodCache
-	// Policies returns the set in force; Changed receives after each policy change (webhook.Store.Changes).
-	Policies func() *policy.Set
-	Changed  <-chan struct{}
+	// Policies returns the set in force and a channel closed once a newer one is (webhook.Snapshot.Replaced),
+	// as NetworkOptions.Policies does.
+	Policies func() (*policy.Set, <-chan struct{})
 	// NamespaceLabels gives a namespace's labels, nil when unknown (the strict side: selected).
 	NamespaceLabels func(string) map[string]string
 	// Interval between runs without a change; 0: only after changes.
@@ -82,12 +82,13 @@ func (a *BackgroundAudit) Run(ctx context.Context) {
 		tick = t.C
 	}
 	for {
-		a.RunOnce()
+		set, replaced := a.Policies()
+		a.judge(set)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
-		case <-a.Changed:
+		case <-replaced:
 		}
 	}
 }
@@ -96,6 +97,11 @@ func (a *BackgroundAudit) Run(ctx context.Context) {
 // metrics and logs one audit.violation per failing pod (at most MaxEvents, then one audit.truncated), and
 // audit.completed.
 func (a *BackgroundAudit) RunOnce() AuditSummary {
+	set, _ := a.Policies()
+	return a.judge(set)
+}
+
+func (a *BackgroundAudit) judge(set *policy.Set) AuditSummary {
 	start := time.Now()
 	log := a.Logger
 	if log == nil {
@@ -105,7 +111,6 @@ func (a *BackgroundAudit) RunOnce() AuditSummary {
 	if maxEvents <= 0 {
 		maxEvents = DefaultAuditMaxEvents
 	}
-	set := a.Policies()
 	pods := a.Pods.Running("")
 	SortPods(pods)
 	namespaces := map[string]policy.Namespace{}

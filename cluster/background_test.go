@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,12 +46,24 @@ func TestBackgroundAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var current atomic.Pointer[policy.Set]
-	current.Store(policy.NewSet(parsePolicy(t)))
-	changed := make(chan struct{}, 1)
+	// The policies in force, as webhook.Snapshot gives them: a set and a channel closed when it is replaced.
+	var mu sync.Mutex
+	current, replaced := policy.NewSet(parsePolicy(t)), make(chan struct{})
+	source := func() (*policy.Set, <-chan struct{}) {
+		mu.Lock()
+		defer mu.Unlock()
+		return current, replaced
+	}
+	swap := func(s *policy.Set) {
+		mu.Lock()
+		defer mu.Unlock()
+		current = s
+		close(replaced)
+		replaced = make(chan struct{})
+	}
 	logs := &agtest.LogBuffer{}
 	a := &BackgroundAudit{
-		Pods: pods, Policies: current.Load, Changed: changed, MaxEvents: 2,
+		Pods: pods, Policies: source, MaxEvents: 2,
 		NamespaceLabels: labelsOf(map[string]map[string]string{"agents": agentNS, "plain": {}}),
 		Logger:          slog.New(slog.NewJSONHandler(logs, nil)),
 	}
@@ -109,8 +121,7 @@ func TestBackgroundAudit(t *testing.T) {
 	}
 
 	// A change of policy: the audit runs again at once and reports by the new set.
-	current.Store(policy.NewSet(parsePolicy(t, "max: {cpu: \"4\", memory: 8Gi}", "max: {cpu: \"4\", memory: 32Gi}")))
-	changed <- struct{}{}
+	swap(policy.NewSet(parsePolicy(t, "max: {cpu: \"4\", memory: 8Gi}", "max: {cpu: \"4\", memory: 32Gi}")))
 	agtest.EventuallyTrue(t, 10*time.Second, "the run after the change", func() bool { return len(logs.Events("audit.completed")) == 2 })
 	if got := [2]float64{gauge("agents", "resources"), gauge("agents", "images")}; got != [2]float64{-1, 2} {
 		t.Errorf("after the change, resources, images = %v, want no resources series and 2", got)

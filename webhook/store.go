@@ -84,8 +84,6 @@ type Store struct {
 	log     *slog.Logger
 	metrics *metrics
 	current atomic.Pointer[Snapshot]
-	// changed holds one pending notice of a swap for Changes' reader; a swap while one is pending adds none.
-	changed chan struct{}
 
 	mu         sync.Mutex
 	entries    map[string]*entry
@@ -103,16 +101,19 @@ type entry struct {
 }
 
 func newStore(log *slog.Logger, m *metrics) *Store {
-	s := &Store{log: log, metrics: m, entries: map[string]*entry{}, pending: map[string]bool{}, changed: make(chan struct{}, 1)}
+	s := &Store{log: log, metrics: m, entries: map[string]*entry{}, pending: map[string]bool{}}
 	s.mu.Lock()
 	s.publishLocked()
 	s.mu.Unlock()
 	return s
 }
 
-// Changes receives after the set in force changes (at most one notice pending: a reader that was busy sees
-// one notice for several swaps, then reads the latest Snapshot). One reader: the background audit.
-func (s *Store) Changes() <-chan struct{} { return s.changed }
+// Current returns the set in force and a channel closed once a newer one is: what a background job (the
+// NetworkPolicy owner, the background audit) works from and waits on, without missing a change in between.
+func (s *Store) Current() (*policy.Set, <-chan struct{}) {
+	snap := s.Snapshot()
+	return snap.Set, snap.Replaced()
+}
 
 // Snapshot returns the policy set in force.
 func (s *Store) Snapshot() *Snapshot { return s.current.Load() }
@@ -236,10 +237,6 @@ func (s *Store) publishLocked() {
 	snap.Generation = s.generation
 	if prev := s.current.Swap(snap); prev != nil {
 		close(prev.replaced)
-	}
-	select {
-	case s.changed <- struct{}{}:
-	default:
 	}
 	s.metrics.generation.Set(float64(s.generation))
 	s.metrics.policyLoaded.Reset()

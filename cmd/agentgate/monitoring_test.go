@@ -480,7 +480,7 @@ func backgroundAuditFamilies(t *testing.T) map[string]dto.MetricType {
 	if err := pods.WaitSynced(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	a := &cluster.BackgroundAudit{Pods: pods, Policies: func() *policy.Set { return policy.NewSet(policy.Default()) }}
+	a := &cluster.BackgroundAudit{Pods: pods, Policies: func() (*policy.Set, <-chan struct{}) { return policy.NewSet(policy.Default()), nil }}
 	reg := prometheus.NewRegistry()
 	if err := a.Register(reg); err != nil {
 		t.Fatal(err)

@@ -358,8 +358,7 @@ func startBackgroundAudit(ctx context.Context, f *serveFlags, client kubernetes.
 	if identity == "" {
 		identity, _ = os.Hostname()
 	}
-	audit.Policies = func() *policy.Set { return srv.Policies().Snapshot().Set }
-	audit.Changed = srv.Policies().Changes()
+	audit.Policies = srv.Policies().Current
 	go func() {
 		err := cluster.RunAsLeader(ctx, cluster.LeaderOptions{Client: client, Namespace: ns, Name: "agentgate-audit", Identity: identity, Logger: log}, audit.Run)
 		if err != nil {

@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"agentgate.io/agentgate/cluster"
-	"agentgate.io/agentgate/policy"
 	"agentgate.io/agentgate/webhook"
 )
 
@@ -45,11 +44,8 @@ func prepareNetwork(ctx context.Context, client kubernetes.Interface, namespace 
 // every replica contends, one writes.
 func startNetworkOwner(ctx context.Context, client kubernetes.Interface, namespace string, srv *webhook.Server, log *slog.Logger, metrics *cluster.NetworkMetrics) error {
 	ctrl, err := cluster.NewNetworkController(cluster.NetworkOptions{
-		Client: client,
-		Policies: func() (*policy.Set, <-chan struct{}) {
-			snap := srv.Policies().Snapshot()
-			return snap.Set, snap.Replaced()
-		},
+		Client:             client,
+		Policies:           srv.Policies().Current,
 		PoliciesSynced:     srv.Policies().AllSynced,
 		AgentNamespaces:    labels.SelectorFromSet(labels.Set{webhook.AgentNamespaceLabel: webhook.AgentNamespaceLabelValue}),
 		ExcludedNamespaces: []string{"kube-system", namespace},
