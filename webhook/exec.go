@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -264,30 +263,9 @@ func sessionDenialMessage(sess *session, res *policy.ExecResult) string {
 	if sess.Subresource == policy.SubresourceExec {
 		fmt.Fprintf(&b, " with command %q", sess.Command)
 	}
-	var policies []string
-	for _, d := range res.Denials {
-		if !slices.Contains(policies, d.Policy) {
-			policies = append(policies, d.Policy)
-		}
-	}
-	if len(policies) == 1 {
-		fmt.Fprintf(&b, " refused by policy %q: ", policies[0])
-	} else {
-		b.WriteString(" refused by policies " + strings.Join(quoteAll(policies), ", ") + ": ")
-	}
-	for i, d := range res.Denials {
-		if i == maxListed {
-			fmt.Fprintf(&b, "; and %d more", len(res.Denials)-maxListed)
-			break
-		}
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		if len(policies) > 1 {
-			b.WriteString("(" + d.Policy + ") ")
-		}
-		b.WriteString(d.Rule + ": " + d.Message)
-	}
+	b.WriteString(" refused by ")
+	ds := res.Denials
+	listByPolicy(&b, len(ds), func(i int) string { return ds[i].Policy }, func(i int) string { return ds[i].Rule + ": " + ds[i].Message }, "; and %d more")
 	return b.String()
 }
 
@@ -299,14 +277,6 @@ func sessionTitle(sub string) string {
 		return "port-forward to"
 	}
 	return "exec into"
-}
-
-func quoteAll(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = strconv.Quote(s)
-	}
-	return out
 }
 
 // sessionEvent names the audit event of a session: exec.command (an admitted exec), exec.blocked (a refused

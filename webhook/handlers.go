@@ -500,37 +500,45 @@ func invalidStatus(gk schema.GroupKind, name string, errs field.ErrorList, msg s
 
 // denialMessage lists the violations in one readable line; the causes carry them one by one.
 func denialMessage(kind, name string, vs policy.Violations) string {
-	var policies []string
-	for _, v := range vs {
-		if !slices.Contains(policies, v.Policy) {
-			policies = append(policies, v.Policy)
-		}
-	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "agentgate: %s %q denied by ", kind, name)
+	listByPolicy(&b, len(vs), func(i int) string { return vs[i].Policy }, func(i int) string { return vs[i].Field + ": " + vs[i].Message },
+		"; and %d more violations (every one is in details.causes)")
+	return b.String()
+}
+
+// listByPolicy writes `policy "p": ` (or `policies "a", "b": `) and then the n items, "; "-separated, each
+// prefixed with "(its policy) " when there are several policies; after maxListed it writes more with the
+// count left. Denials of pods and of exec sessions read alike.
+func listByPolicy(b *strings.Builder, n int, policyOf, itemOf func(int) string, more string) {
+	var policies []string
+	for i := range n {
+		if p := policyOf(i); !slices.Contains(policies, p) {
+			policies = append(policies, p)
+		}
+	}
 	if len(policies) == 1 {
-		fmt.Fprintf(&b, "policy %q: ", policies[0])
+		fmt.Fprintf(b, "policy %q: ", policies[0])
 	} else {
 		q := make([]string, len(policies))
 		for i, p := range policies {
 			q[i] = strconv.Quote(p)
 		}
-		fmt.Fprintf(&b, "policies %s: ", strings.Join(q, ", "))
+		fmt.Fprintf(b, "policies %s: ", strings.Join(q, ", "))
 	}
-	for i, v := range vs {
+	for i := range n {
 		if i == maxListed {
-			fmt.Fprintf(&b, "; and %d more violations (every one is in details.causes)", len(vs)-maxListed)
+			fmt.Fprintf(b, more, n-maxListed)
 			break
 		}
 		if i > 0 {
 			b.WriteString("; ")
 		}
 		if len(policies) > 1 {
-			b.WriteString("(" + v.Policy + ") ")
+			b.WriteString("(" + policyOf(i) + ") ")
 		}
-		b.WriteString(v.Field + ": " + v.Message)
+		b.WriteString(itemOf(i))
 	}
-	return b.String()
 }
 
 func policyDenialMessage(name string, errs field.ErrorList) string {
