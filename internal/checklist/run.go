@@ -496,15 +496,9 @@ func (s *state) resources(b *builder) {
 	if !s.needPolicies(b) {
 		return
 	}
-	for _, p := range s.set.Policies {
-		if problems := policyResourceProblems(p); len(problems) > 0 {
-			for _, pr := range problems {
-				b.fail("%s", pr)
-			}
-		} else {
-			b.pass("policy %s: defaults.limits and max set for cpu and memory", p.Name)
-		}
-	}
+	s.eachPolicy(b, policyResourceProblems, func(p *policy.Policy) string {
+		return fmt.Sprintf("policy %s: defaults.limits and max set for cpu and memory", p.Name)
+	})
 	missing := 0
 	n := s.eachPod(b, func(ns string, pod *corev1.Pod) {
 		for _, m := range podMissingLimits(pod) {
@@ -521,13 +515,20 @@ func (s *state) commands(b *builder) {
 	if !s.needPolicies(b) {
 		return
 	}
+	s.eachPolicy(b, policyCommandProblems, func(p *policy.Policy) string {
+		return fmt.Sprintf("policy %s: %d blocked, %d allowed commands; exec.mode %s", p.Name, len(p.Spec.Commands.Blocked), len(p.Spec.Commands.Allowed), p.Spec.Exec.Mode)
+	})
+}
+
+// eachPolicy fails the item with every problem of each policy, or passes it with that policy's evidence.
+func (s *state) eachPolicy(b *builder, problems func(*policy.Policy) []string, evidence func(*policy.Policy) string) {
 	for _, p := range s.set.Policies {
-		if problems := policyCommandProblems(p); len(problems) > 0 {
-			for _, pr := range problems {
-				b.fail("%s", pr)
-			}
-		} else {
-			b.pass("policy %s: %d blocked, %d allowed commands; exec.mode %s", p.Name, len(p.Spec.Commands.Blocked), len(p.Spec.Commands.Allowed), p.Spec.Exec.Mode)
+		found := problems(p)
+		for _, pr := range found {
+			b.fail("%s", pr)
+		}
+		if len(found) == 0 {
+			b.pass("%s", evidence(p))
 		}
 	}
 }
