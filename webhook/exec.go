@@ -145,7 +145,8 @@ func (s *session) digest(decision string) [sha256.Size]byte {
 }
 
 // validateExec judges a CONNECT on pods/exec, pods/attach or pods/portforward; see the top of this file.
-func (s *Server) validateExec(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+func (s *Server) validateExec(ctx context.Context, rv review) decision {
+	req := rv.req
 	sess, d, ok := decodeSession(req)
 	if !ok {
 		return d
@@ -155,15 +156,16 @@ func (s *Server) validateExec(ctx context.Context, req *admissionv1.AdmissionReq
 		p, err := s.opts.Pods.Pod(ctx, req.Namespace, req.Name)
 		switch {
 		case apierrors.IsNotFound(err):
-			return s.refuseSession(ev, sess, http.StatusNotFound, nil, fmt.Sprintf("agentgate: pod %q not found in namespace %q: a session into it cannot be judged", req.Name, req.Namespace))
+			return s.refuseSession(rv, sess, http.StatusNotFound, fmt.Sprintf("agentgate: pod %q not found in namespace %q: a session into it cannot be judged", req.Name, req.Namespace))
 		case err != nil:
-			return s.refuseSession(ev, sess, http.StatusServiceUnavailable, nil, fmt.Sprintf("agentgate: cannot look up pod %q to judge the session (%v): refused rather than admitted unjudged; retry", req.Name, err))
+			return s.refuseSession(rv, sess, http.StatusServiceUnavailable, fmt.Sprintf("agentgate: cannot look up pod %q to judge the session (%v): refused rather than admitted unjudged; retry", req.Name, err))
 		}
 		pod = p
 	}
 	snap := s.store.Snapshot()
-	ev.generation = snap.Generation
-	res := snap.Set.JudgeExec(pod, s.namespace(ctx, req.Namespace, snap.Set, ev), sess.ExecRequest)
+	ns, nsNote := s.namespace(ctx, rv, req.Name, snap.Set)
+	about := audit{note: nsNote, generation: snap.Generation}
+	res := snap.Set.JudgeExec(pod, ns, sess.ExecRequest)
 	for _, ex := range res.Exemptions {
 		s.metrics.exemptions.WithLabelValues(ex.Policy, ex.Reason).Inc()
 	}
@@ -171,8 +173,7 @@ func (s *Server) validateExec(ctx context.Context, req *admissionv1.AdmissionReq
 		sess.Container = res.Container
 	}
 	if res.Allowed() {
-		s.recordSession(ev, sess, execAllowed, &res, "")
-		return allow()
+		return allow().with(s.recordSession(rv, sess, execAllowed, &res, "", about))
 	}
 	decisionLabel := execDenied
 	if res.Blocked() {
@@ -183,19 +184,17 @@ func (s *Server) validateExec(ctx context.Context, req *admissionv1.AdmissionReq
 	for _, dn := range res.Denials {
 		causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeForbidden, Field: dn.Rule, Message: "(" + dn.Policy + ") " + dn.Message})
 	}
-	s.recordSession(ev, sess, decisionLabel, &res, msg)
 	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg,
 		Details: &metav1.StatusDetails{Kind: "pods", Name: req.Name, Causes: causes},
-	}}, result: resultDenied}
+	}}, result: resultDenied}.with(s.recordSession(rv, sess, decisionLabel, &res, msg, about))
 }
 
 // refuseSession refuses a session that cannot be judged (its pod unknown), and records it like any other.
-func (s *Server) refuseSession(ev *event, sess *session, code int32, res *policy.ExecResult, msg string) decision {
-	s.recordSession(ev, sess, execDenied, res, msg)
+func (s *Server) refuseSession(rv review, sess *session, code int32, msg string) decision {
 	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{
 		Status: metav1.StatusFailure, Code: code, Reason: reasonFor(int(code)), Message: msg,
-	}}, result: resultDenied}
+	}}, result: resultDenied}.with(s.recordSession(rv, sess, execDenied, nil, msg, audit{}))
 }
 
 // decodeSession reads the session's options strictly: the kind must be the one of the subresource, every field
@@ -294,13 +293,13 @@ func sessionEvent(sub, decision string) string {
 	return "exec.blocked"
 }
 
-// recordSession writes the session's event and counts it, once per session (see sessionDedupe).
-func (s *Server) recordSession(ev *event, sess *session, decision string, res *policy.ExecResult, msg string) {
-	// The review's own admission.* line is detail once the session has its event.
-	ev.sessionRecorded = true
+// recordSession writes the session's event and counts it, once per session (see sessionDedupe). It returns
+// about for the review's own admission.* event, which is detail (debug) once the session has its event.
+func (s *Server) recordSession(rv review, sess *session, decision string, res *policy.ExecResult, msg string, about audit) audit {
+	about.sessionRecorded = true
 	if !s.sessions.first(sess.digest(decision), s.now()) {
-		ev.note = "session already recorded"
-		return
+		about.note = strings.TrimPrefix(about.note+"; session already recorded", "; ")
+		return about
 	}
 	admin := s.isAdmin(sess.Groups)
 	s.execMetrics.sessions.WithLabelValues(sess.Subresource, decision, strconv.FormatBool(admin)).Inc()
@@ -310,7 +309,7 @@ func (s *Server) recordSession(ev *event, sess *session, decision string, res *p
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{
-		slog.String("event", name), slog.String("uid", string(ev.req.UID)), slog.String("user", sess.User),
+		slog.String("event", name), slog.String("uid", string(rv.req.UID)), slog.String("user", sess.User),
 		slog.Any("groups", nonNil(sess.Groups)), slog.Bool("admin", admin), slog.String("namespace", sess.namespace),
 		slog.String("pod", sess.pod), slog.String("container", sess.Container), slog.String("subresource", sess.Subresource),
 		slog.String("decision", decision),
@@ -332,10 +331,11 @@ func (s *Server) recordSession(ev *event, sess *session, decision string, res *p
 	if msg != "" {
 		attrs = append(attrs, slog.String("message", msg))
 	}
-	if ev.generation != 0 {
-		attrs = append(attrs, slog.Uint64("generation", ev.generation))
+	if about.generation != 0 {
+		attrs = append(attrs, slog.Uint64("generation", about.generation))
 	}
 	s.log.LogAttrs(context.Background(), level, "session into an agent pod", attrs...)
+	return about
 }
 
 func nonNil[T any](s []T) []T {

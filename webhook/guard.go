@@ -108,27 +108,27 @@ type guardedChange struct {
 }
 
 // validateGuard judges Namespace UPDATEs and policy ConfigMap UPDATEs and DELETEs; see the top of this file.
-func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+func (s *Server) validateGuard(ctx context.Context, rv review) decision {
+	req := rv.req
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
 	if (gk != namespaceGK && gk != configMapGK && gk != networkPolicyGK) || req.Kind.Version != "v1" {
 		return refuse("unsupported_kind", 400, "/%s judges v1 Namespaces, ConfigMaps and networking.k8s.io NetworkPolicies, not %s: fix the webhook configuration", EndpointValidateGuard, gvkString(req.Kind))
 	}
 	switch req.Operation {
 	case admissionv1.Create, admissionv1.Connect:
-		ev.note = "operation not guarded"
-		return allow()
+		return allow().noted("operation not guarded")
 	case admissionv1.Update:
 	case admissionv1.Delete:
 		if gk == namespaceGK {
 			// Deleting an agent namespace deletes its pods too: nothing escapes the sandbox.
-			ev.note = "operation not guarded"
-			return allow()
+			return allow().noted("operation not guarded")
 		}
 	default:
 		return refuse("operation", 400, "unsupported operation %q", req.Operation)
 	}
 	var changes []guardedChange
 	var name string
+	var about audit
 	if gk == networkPolicyGK {
 		old, d, ok := decodeNetworkPolicy(req, "oldObject", req.OldObject.Raw)
 		if !ok {
@@ -141,7 +141,7 @@ func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRe
 			}
 		}
 		name = old.Name
-		ev.setObject(&old.ObjectMeta)
+		about.object = displayName(&old.ObjectMeta)
 		changes = s.egressChanges(req, old, cur)
 	} else if gk == namespaceGK {
 		// Every subresource is judged alike: whatever the path, a label that disappears is guarded.
@@ -150,22 +150,20 @@ func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRe
 			return d
 		}
 		name = cur.Name
-		ev.setObject(&cur.ObjectMeta)
+		about.object = displayName(&cur.ObjectMeta)
 		changes = namespaceChanges(old, cur)
 	} else {
 		if s.opts.PolicyNamespace != "" && req.Namespace != s.opts.PolicyNamespace {
-			ev.note = "not agentgate's policy namespace" // policy.IsPolicyConfigMap says so too; no need to decode
-			return allow()
+			return allow().noted("not agentgate's policy namespace") // policy.IsPolicyConfigMap says so too; no need to decode
 		}
 		old, cur, d, ok := decodePair[corev1.ConfigMap](s, req, req.Operation == admissionv1.Update)
 		if !ok {
 			return d
 		}
 		name = old.Name
+		about.object = displayName(&old.ObjectMeta)
 		if cur != nil {
-			ev.setObject(&cur.ObjectMeta)
-		} else {
-			ev.setObject(&old.ObjectMeta)
+			about.object = displayName(&cur.ObjectMeta)
 		}
 		for _, w := range policy.ConfigMapWeakenings(old, cur, s.opts.PolicyNamespace) {
 			detail := w.Old + " -> " + w.New + ": " + w.Detail
@@ -176,16 +174,16 @@ func (s *Server) validateGuard(ctx context.Context, req *admissionv1.AdmissionRe
 		}
 	}
 	if len(changes) == 0 {
-		ev.note = "no guarded change"
-		return allow()
+		about.note = "no guarded change"
+		return allow().with(about)
 	}
 	admin := s.isAdmin(req.UserInfo.Groups)
-	s.logGuarded(ctx, req, ev, changes, admin)
+	s.logGuarded(ctx, rv, about.object, changes, admin)
 	if admin {
-		ev.note = "guarded change made by an admin"
-		return allow()
+		about.note = "guarded change made by an admin"
+		return allow().with(about)
 	}
-	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: s.guardStatus(gk, name, req, changes)}, result: resultDenied}
+	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: s.guardStatus(gk, name, req, changes)}, result: resultDenied}.with(about)
 }
 
 // decodePair decodes request.oldObject and request.object as T (policy.UnmarshalKnown). The old object is required (it is
@@ -300,15 +298,15 @@ func (s *Server) guardStatus(gk schema.GroupKind, name string, req *admissionv1.
 }
 
 // logGuarded writes one admission.guarded event per change and counts it.
-func (s *Server) logGuarded(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event, changes []guardedChange, admin bool) {
+func (s *Server) logGuarded(ctx context.Context, rv review, object string, changes []guardedChange, admin bool) {
 	result, level, msg := "refused", slog.LevelWarn, "guarded change refused"
 	if admin {
 		result, level, msg = "admin", slog.LevelInfo, "guarded change made by an admin"
 	}
 	for _, c := range changes {
 		s.guardMetrics.changes.WithLabelValues(c.change, result).Inc()
-		attrs := append(ev.common(), "event", "admission.guarded", "allowed", admin, "change", c.change, "field", c.field,
-			"old", c.old, "new", c.new, "detail", c.detail, "groups", req.UserInfo.Groups, "admin_groups", s.adminGroups())
+		attrs := append(rv.common(object), "event", "admission.guarded", "allowed", admin, "change", c.change, "field", c.field,
+			"old", c.old, "new", c.new, "detail", c.detail, "groups", rv.req.UserInfo.Groups, "admin_groups", s.adminGroups())
 		s.log.Log(ctx, level, msg, attrs...)
 	}
 }

@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -18,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"agentgate.io/agentgate/policy"
 )
@@ -36,12 +32,25 @@ var (
 	configMapGK = schema.GroupKind{Kind: "ConfigMap"}
 )
 
-// decision is what a decider returns: the answer and how to count it.
+// decision is what a decider returns: the answer, how to count it, and what the review's event says.
 type decision struct {
 	resp   *admissionv1.AdmissionResponse
 	result string
 	// bad is the agentgate_bad_requests_total reason when the object could not be judged.
 	bad string
+	audit
+}
+
+// with is the decision carrying a.
+func (d decision) with(a audit) decision {
+	d.audit = a
+	return d
+}
+
+// noted is the decision with its event's note.
+func (d decision) noted(note string) decision {
+	d.note = note
+	return d
 }
 
 func allow() decision {
@@ -53,7 +62,7 @@ func refuse(reason string, code int32, format string, args ...any) decision {
 	return decision{resp: refusal(code, "agentgate: "+fmt.Sprintf(format, args...)), result: resultError, bad: reason}
 }
 
-type decider func(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision
+type decider func(ctx context.Context, rv review) decision
 
 // serveReview is the pipeline shared by the three review endpoints: method, content type, size, strict
 // decoding, the decision, the answer in the version asked, metrics.
@@ -78,9 +87,9 @@ func (s *Server) serveReview(endpoint string, decide decider) http.HandlerFunc {
 			writeStatus(w, bad.code, bad.msg)
 			return
 		}
-		ev := newEvent(endpoint, req)
+		rv := review{endpoint: endpoint, req: req}
 		ctx, cancel := requestContext(r.Context(), r.URL.Query().Get("timeout"))
-		d := decide(ctx, req, ev)
+		d := decide(ctx, rv)
 		cancel()
 		d.resp.UID = req.UID
 		if d.bad != "" {
@@ -96,7 +105,7 @@ func (s *Server) serveReview(endpoint string, decide decider) http.HandlerFunc {
 		elapsed := time.Since(start)
 		s.metrics.requests.WithLabelValues(endpoint, s.kindLabel(req), operationLabel(req.Operation), d.result).Inc()
 		duration.Observe(elapsed.Seconds())
-		ev.emit(s.log, d, elapsed)
+		rv.emit(s.log, d, elapsed)
 		if err := writeJSON(w, answer); err != nil {
 			s.log.Warn("writing answer failed", "event", "http.write_failed", "endpoint", endpoint, "uid", string(req.UID), "error", err.Error())
 		}
@@ -114,13 +123,14 @@ func operationLabel(op admissionv1.Operation) string {
 
 // validate judges Pods (CREATE, UPDATE, and the ephemeralcontainers and resize subresources, whose object is
 // the whole Pod) and the pod templates of controllers, as they will be after hardening.
-func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
-	if d, judged := createOrUpdate(req, ev); !judged {
+func (s *Server) validate(ctx context.Context, rv review) decision {
+	req := rv.req
+	if d, judged := createOrUpdate(req); !judged {
 		return d
 	}
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
 	if gk == networkPolicyGK {
-		return s.validateNetworkPolicy(ctx, req, ev)
+		return s.validateNetworkPolicy(ctx, rv)
 	}
 	tk, templated := s.podTemplateKind(req)
 	if !policy.Supported(gk) && !templated {
@@ -128,8 +138,7 @@ func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest
 		return s.unsupportedKind(req)
 	}
 	if !judgedSubResource(gk, req.SubResource) {
-		ev.note = "subresource not judged"
-		return allow()
+		return allow().noted("subresource not judged")
 	}
 	var w *policy.Workload
 	var d decision
@@ -142,7 +151,7 @@ func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest
 	if !ok {
 		return d
 	}
-	ev.setObject(w.Meta)
+	about := audit{object: displayName(w.Meta)}
 	s.metrics.unknown.note(s.log, w.Kind, w.PodMetaPath.String(), false, w.Unknown)
 	if req.Operation == admissionv1.Update && req.SubResource == "" && (templated && unchangedTemplate(req, tk, w) || !templated && s.unchangedJudgedFields(req, gk, w)) {
 		// Updates of what no check reads (finalizers, owner references, a Pod's labels, a controller's own
@@ -150,41 +159,25 @@ func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest
 		// block a pod's deletion after a policy change. What agentgate judges did not change. Not for
 		// pods/resize and pods/ephemeralcontainers: they exist to change the spec, so they are always judged,
 		// whole.
-		ev.note = "judged fields unchanged"
-		return allow()
+		about.note = "judged fields unchanged"
+		return allow().with(about)
 	}
 	snap := s.store.Snapshot()
-	ns := s.namespace(ctx, req.Namespace, snap.Set, ev)
+	ns, nsNote := s.namespace(ctx, rv, about.object, snap.Set)
+	about.note = nsNote
 	if d, missing := s.missingEgress(req, gk, w, snap.Set, ns); missing {
-		return d
+		return d.with(about)
 	}
 	res := snap.Set.Judge(w, ns, requester(req))
-	ev.generation = snap.Generation
-	ev.result = &res
+	about.generation, about.judged = snap.Generation, &res
 	for _, ex := range res.Exemptions {
 		s.metrics.exemptions.WithLabelValues(ex.Policy, ex.Reason).Inc()
-		ev.exempted(s.log, ex)
+		rv.exempted(s.log, about.object, ex)
 	}
 	for _, v := range res.Violations {
 		s.metrics.violations.WithLabelValues(v.Policy, v.Check, string(v.Mode), w.Kind).Inc()
 	}
-	enforce, warn := res.ByMode(policy.ModeEnforce), res.ByMode(policy.ModeWarn)
-	warnings := make([]string, 0, min(len(warn), maxListed+1))
-	for i, v := range warn {
-		if i == maxListed {
-			warnings = append(warnings, fmt.Sprintf("agentgate: %d more warnings not shown", len(warn)-maxListed))
-			break
-		}
-		warnings = append(warnings, "agentgate["+v.Policy+"]: "+v.Field+": "+v.Message)
-	}
-	if len(enforce) > 0 {
-		st := invalidStatus(gk, displayName(w.Meta), enforce.FieldErrors(), denialMessage(w.Kind, displayName(w.Meta), enforce))
-		return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: st, Warnings: nilIfEmpty(warnings)}, result: resultDenied}
-	}
-	if len(warnings) > 0 {
-		return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Warnings: warnings}, result: resultWarned}
-	}
-	return allow()
+	return verdict(gk, w.Kind, about.object, res).with(about)
 }
 
 // judgedSubResource: the main resource, and the Pod subresources that change containers. Others (status,
@@ -275,7 +268,8 @@ func requester(req *admissionv1.AdmissionRequest) policy.Requester {
 
 // mutate hardens Pods at CREATE with a JSON patch computed by diff against the object exactly as sent.
 // Everything else is admitted unchanged: controllers are never mutated (DESIGN.md), and /validate judges.
-func (s *Server) mutate(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+func (s *Server) mutate(ctx context.Context, rv review) decision {
+	req := rv.req
 	if operationLabel(req.Operation) == "other" {
 		return refuse("operation", 400, "unsupported operation %q", req.Operation)
 	}
@@ -284,47 +278,49 @@ func (s *Server) mutate(ctx context.Context, req *admissionv1.AdmissionRequest, 
 	}
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
 	if gk != podGK || req.Operation != admissionv1.Create || req.SubResource != "" {
-		ev.note = "only Pod CREATE is mutated"
-		return allow()
+		return allow().noted("only Pod CREATE is mutated")
 	}
 	w, d, ok := s.decodeWorkload(req, gk)
 	if !ok {
 		return d
 	}
-	ev.setObject(w.Meta)
+	about := audit{object: displayName(w.Meta)}
 	snap := s.store.Snapshot()
-	ev.generation = snap.Generation
-	ns, rq := s.namespace(ctx, req.Namespace, snap.Set, ev), requester(req)
+	about.generation = snap.Generation
+	ns, nsNote := s.namespace(ctx, rv, about.object, snap.Set)
+	about.note = nsNote
+	rq := requester(req)
 	// Pin first: whether hardening is worth doing depends on the verdict, and requireDigest judges the pins.
 	pinnedPod, pinned := s.pinDigests(ctx, snap.Set, w, ns, rq)
 	hardened, changed := snap.Set.Mutate(pinnedPod, ns, rq)
 	changed = changed || pinned
 	if !changed {
-		return allow()
+		return allow().with(about)
 	}
 	ops, err := policy.CreatePatch(req.Object.Raw, w.Object, hardened.Object)
 	if err != nil {
-		return refuse("patch", 500, "computing the hardening patch: %v", err)
+		return refuse("patch", 500, "computing the hardening patch: %v", err).with(about)
 	}
 	if len(ops) == 0 {
-		return allow()
+		return allow().with(about)
 	}
 	patch, err := json.Marshal(ops)
 	if err != nil {
-		return refuse("patch", 500, "encoding the hardening patch: %v", err)
+		return refuse("patch", 500, "encoding the hardening patch: %v", err).with(about)
 	}
-	ev.patched = make([]string, len(ops))
+	about.patched = make([]string, len(ops))
 	for i, op := range ops {
-		ev.patched[i] = op.Operation + " " + op.Path
+		about.patched[i] = op.Operation + " " + op.Path
 	}
 	pt := admissionv1.PatchTypeJSONPatch
-	return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}, result: resultAllowed}
+	return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}, result: resultAllowed}.with(about)
 }
 
 // validatePolicy refuses a policy ConfigMap whose document does not parse, with every field error at once,
 // so that an invalid policy never reaches the server's watch.
-func (s *Server) validatePolicy(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
-	if d, judged := createOrUpdate(req, ev); !judged {
+func (s *Server) validatePolicy(ctx context.Context, rv review) decision {
+	req := rv.req
+	if d, judged := createOrUpdate(req); !judged {
 		return d
 	}
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
@@ -332,8 +328,7 @@ func (s *Server) validatePolicy(ctx context.Context, req *admissionv1.AdmissionR
 		return refuse("unsupported_kind", 400, "/validate-policy judges v1 ConfigMaps, not %s: fix the webhook configuration", gvkString(req.Kind))
 	}
 	if req.SubResource != "" {
-		ev.note = "subresource not judged"
-		return allow()
+		return allow().noted("subresource not judged")
 	}
 	if len(req.Object.Raw) == 0 {
 		return refuse("null_object", 400, "request.object is null for %s", req.Operation)
@@ -349,30 +344,31 @@ func (s *Server) validatePolicy(ctx context.Context, req *admissionv1.AdmissionR
 	if d, ok := checkTypeAndNamespace(req, &cm.TypeMeta, &cm.ObjectMeta); !ok {
 		return d
 	}
-	ev.setObject(&cm.ObjectMeta)
+	about := audit{object: displayName(&cm.ObjectMeta)}
 	if !policy.IsPolicyConfigMap(&cm, s.opts.PolicyNamespace) {
 		if v, ok := cm.Labels[policy.ConfigMapLabel]; ok {
 			warning := fmt.Sprintf("agentgate: label %s=%q does not make this ConfigMap a policy: only %q does", policy.ConfigMapLabel, v, policy.ConfigMapLabelValue)
-			ev.note = "label value is not " + policy.ConfigMapLabelValue
+			about.note = "label value is not " + policy.ConfigMapLabelValue
 			if v == policy.ConfigMapLabelValue {
 				warning = fmt.Sprintf("agentgate: a ConfigMap in namespace %q is no policy: agentgate reads policies in %q only", cm.Namespace, s.opts.PolicyNamespace)
-				ev.note = "outside the policy namespace"
+				about.note = "outside the policy namespace"
 			}
-			return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Warnings: []string{warning}}, result: resultWarned}
+			return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Warnings: []string{warning}}, result: resultWarned}.with(about)
 		}
-		ev.note = "not a policy ConfigMap"
-		return allow()
+		about.note = "not a policy ConfigMap"
+		return allow().with(about)
 	}
 	p, errs := policy.ParseConfigMap(&cm)
 	if len(errs) == 0 {
-		ev.note = "valid policy " + strconv.Quote(p.Name)
-		d := allow()
-		d.resp.Warnings = s.previewPolicy(ctx, p, ev)
+		warnings, previewNote := s.previewPolicy(ctx, p)
+		about.note = "valid policy " + strconv.Quote(p.Name) + previewNote
+		d := allow().with(about)
+		d.resp.Warnings = warnings
 		return d
 	}
 	st := invalidStatus(configMapGK, cm.Name, errs, policyDenialMessage(cm.Name, errs))
-	ev.policyErrors = errorStrings(errs)
-	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: st}, result: resultDenied}
+	about.policyErrors = errorStrings(errs)
+	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: st}, result: resultDenied}.with(about)
 }
 
 // decodeWorkload decodes request.object once, strictly, by request.kind, and checks that the object says the
@@ -433,34 +429,35 @@ func gvkString(gvk metav1.GroupVersionKind) string {
 
 // namespace is what the policies know of the request's namespace: its labels (cached; read live when the
 // cached ones leave a policy out, since the request reaching the webhook proves the API server's selector
-// matched; unknown, the strict side, when that read fails) and its service-account token Secrets.
-func (s *Server) namespace(ctx context.Context, name string, set *policy.Set, ev *event) policy.Namespace {
-	ns := policy.Namespace{Name: name}
+// matched; unknown, the strict side, when that read fails) and its service-account token Secrets. The note is
+// for the review's event when the labels could not be trusted; object names the object in a failure's event.
+func (s *Server) namespace(ctx context.Context, rv review, object string, set *policy.Set) (ns policy.Namespace, note string) {
+	name := rv.req.Namespace
+	ns = policy.Namespace{Name: name}
 	if s.opts.TokenSecrets != nil {
 		ns.IsTokenSecret = func(secret string) bool { return s.opts.TokenSecrets.IsTokenSecret(name, secret) }
 	}
 	if s.opts.Namespaces == nil {
-		return ns
+		return ns, ""
 	}
 	ns.Labels = s.opts.Namespaces.Labels(name)
 	if !set.NamespaceExcludes(ns) {
-		return ns
+		return ns, ""
 	}
 	live, ok := s.opts.Namespaces.(LiveNamespaceReader)
 	if !ok {
 		ns.Labels = nil
-		ev.note = "namespace labels may be stale: judged with labels unknown"
-		return ns
+		return ns, "namespace labels may be stale: judged with labels unknown"
 	}
 	labels, err := live.LiveLabels(ctx, name)
 	if err != nil {
-		s.log.Warn("namespace labels could not be read live: judged with labels unknown (the strict side)", append(ev.common(),
+		s.log.Warn("namespace labels could not be read live: judged with labels unknown (the strict side)", append(rv.common(object),
 			"event", "namespace.live_read_failed", "error", err.Error())...)
 		ns.Labels = nil
-		return ns
+		return ns, ""
 	}
 	ns.Labels = labels
-	return ns
+	return ns, ""
 }
 
 func displayName(m *metav1.ObjectMeta) string {
@@ -470,223 +467,14 @@ func displayName(m *metav1.ObjectMeta) string {
 	return m.Name
 }
 
-// maxListed bounds the violations spelled out in a message, the warnings and a log line; details.causes
-// carries up to maxCauses. A pathological pod (thousands of containers) must not produce megabytes of text,
-// nor the quadratic cost of apierrors.NewInvalid's aggregated message.
-const (
-	maxListed = 50
-	maxCauses = 1000
-)
-
-// invalidStatus is apierrors.NewInvalid's Status (422, reason Invalid, a cause per field error) with agentgate's
-// own message.
-func invalidStatus(gk schema.GroupKind, name string, errs field.ErrorList, msg string) *metav1.Status {
-	causes := make([]metav1.StatusCause, 0, min(len(errs), maxCauses+1))
-	for i, e := range errs {
-		if i == maxCauses {
-			causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeTooMany, Message: fmt.Sprintf("%d more causes not shown", len(errs)-maxCauses)})
-			break
-		}
-		causes = append(causes, metav1.StatusCause{Type: metav1.CauseType(e.Type), Message: e.ErrorBody(), Field: e.Field})
-	}
-	return &metav1.Status{
-		Status:  metav1.StatusFailure,
-		Code:    http.StatusUnprocessableEntity,
-		Reason:  metav1.StatusReasonInvalid,
-		Message: msg,
-		Details: &metav1.StatusDetails{Group: gk.Group, Kind: gk.Kind, Name: name, Causes: causes},
-	}
-}
-
-// denialMessage lists the violations in one readable line; the causes carry them one by one.
-func denialMessage(kind, name string, vs policy.Violations) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "agentgate: %s %q denied by ", kind, name)
-	listByPolicy(&b, len(vs), func(i int) string { return vs[i].Policy }, func(i int) string { return vs[i].Field + ": " + vs[i].Message },
-		"; and %d more violations (every one is in details.causes)")
-	return b.String()
-}
-
-// listByPolicy writes `policy "p": ` (or `policies "a", "b": `) and then the n items, "; "-separated, each
-// prefixed with "(its policy) " when there are several policies; after maxListed it writes more with the
-// count left. Denials of pods and of exec sessions read alike.
-func listByPolicy(b *strings.Builder, n int, policyOf, itemOf func(int) string, more string) {
-	var policies []string
-	for i := range n {
-		if p := policyOf(i); !slices.Contains(policies, p) {
-			policies = append(policies, p)
-		}
-	}
-	if len(policies) == 1 {
-		fmt.Fprintf(b, "policy %q: ", policies[0])
-	} else {
-		q := make([]string, len(policies))
-		for i, p := range policies {
-			q[i] = strconv.Quote(p)
-		}
-		fmt.Fprintf(b, "policies %s: ", strings.Join(q, ", "))
-	}
-	for i := range n {
-		if i == maxListed {
-			fmt.Fprintf(b, more, n-maxListed)
-			break
-		}
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		if len(policies) > 1 {
-			b.WriteString("(" + policyOf(i) + ") ")
-		}
-		b.WriteString(itemOf(i))
-	}
-}
-
-func policyDenialMessage(name string, errs field.ErrorList) string {
-	return fmt.Sprintf("agentgate: ConfigMap %q holds an invalid policy: %s", name, strings.Join(errorStrings(errs), "; "))
-}
-
-func nilIfEmpty(s []string) []string {
-	if len(s) == 0 {
-		return nil
-	}
-	return s
-}
-
-// event is the audit log line of one answered review.
-type event struct {
-	endpoint     string
-	req          *admissionv1.AdmissionRequest
-	name         string
-	namespace    string
-	note         string
-	generation   uint64
-	result       *policy.Result
-	patched      []string
-	policyErrors []string
-	// sessionRecorded: the review has its own exec.* event (validate-exec), so this line is detail (debug).
-	sessionRecorded bool
-}
-
-func newEvent(endpoint string, req *admissionv1.AdmissionRequest) *event {
-	return &event{endpoint: endpoint, req: req, name: req.Name, namespace: req.Namespace}
-}
-
-func (e *event) setObject(m *metav1.ObjectMeta) {
-	if e.name == "" {
-		e.name = displayName(m)
-	}
-}
-
-// common is commonAttrs for slog's key-value form (other events of a review: admission.guarded).
-func (e *event) common() []any {
-	attrs := e.commonAttrs(nil)
-	out := make([]any, len(attrs))
-	for i, a := range attrs {
-		out[i] = a
-	}
-	return out
-}
-
-// commonAttrs appends the attributes every event of this review carries. The admission events are built as
-// slog.Attr and written with LogAttrs: no []any boxing, and those of an allowed review fit in a stack array.
-func (e *event) commonAttrs(attrs []slog.Attr) []slog.Attr {
-	attrs = append(attrs,
-		slog.String("uid", string(e.req.UID)), slog.String("endpoint", e.endpoint), slog.String("kind", e.req.Kind.Kind),
-		slog.String("namespace", e.namespace), slog.String("name", e.name), slog.String("operation", string(e.req.Operation)))
-	if e.req.SubResource != "" {
-		attrs = append(attrs, slog.String("subresource", e.req.SubResource))
-	}
-	if e.req.DryRun != nil && *e.req.DryRun {
-		attrs = append(attrs, slog.Bool("dry_run", true))
-	}
-	if e.req.UserInfo.Username != "" {
-		attrs = append(attrs, slog.String("user", e.req.UserInfo.Username))
-	}
-	return attrs
-}
-
-func (e *event) exempted(log *slog.Logger, ex policy.Exemption) {
-	var buf [16]slog.Attr
-	attrs := append(e.commonAttrs(buf[:0]), slog.String("event", "admission.exempted"), slog.String("policy", ex.Policy),
-		slog.String("reason", ex.Reason), slog.String("field", ex.Field), slog.String("detail", ex.Detail))
-	log.LogAttrs(context.Background(), slog.LevelInfo, "exemption applied", attrs...)
-}
-
-// loggedViolation is one violation in a log line.
-type loggedViolation struct {
-	Policy string `json:"policy"`
-	Mode   string `json:"mode"`
-	Check  string `json:"check"`
-	Field  string `json:"field"`
-	Found  string `json:"found"`
-}
-
-// emit writes the decision's event: admission.denied, admission.warned, admission.mutated or
-// admission.allowed (which also carries audit-mode violations).
-func (e *event) emit(log *slog.Logger, d decision, elapsed time.Duration) {
-	name, level, msg := "admission.allowed", slog.LevelInfo, "admitted"
-	switch {
-	case d.result == resultError:
-		name, level, msg = "admission.refused", slog.LevelWarn, "refused: request cannot be judged"
-	case d.result == resultDenied:
-		name, msg = "admission.denied", "denied"
-	case d.result == resultWarned:
-		name, msg = "admission.warned", "admitted with warnings"
-	case len(e.patched) > 0:
-		name, msg = "admission.mutated", "hardened"
-	}
-	if e.sessionRecorded && d.result != resultError {
-		level = slog.LevelDebug
-	}
-	if !log.Enabled(context.Background(), level) {
-		return
-	}
-	var buf [20]slog.Attr
-	attrs := append(e.commonAttrs(buf[:0]), slog.String("event", name), slog.Bool("allowed", d.resp.Allowed), slog.Float64("duration", elapsed.Seconds()))
-	if e.generation != 0 {
-		attrs = append(attrs, slog.Uint64("generation", e.generation))
-	}
-	if e.note != "" {
-		attrs = append(attrs, slog.String("note", e.note))
-	}
-	if r := e.result; r != nil {
-		attrs = append(attrs, slog.Any("policy", r.Matched))
-		checks := []string{}
-		vs := make([]loggedViolation, 0, min(len(r.Violations), maxListed))
-		for _, v := range r.Violations {
-			if !slices.Contains(checks, v.Check) {
-				checks = append(checks, v.Check)
-			}
-			if len(vs) < maxListed {
-				vs = append(vs, loggedViolation{Policy: v.Policy, Mode: string(v.Mode), Check: v.Check, Field: v.Field, Found: v.Found})
-			}
-		}
-		attrs = append(attrs, slog.Any("checks", checks))
-		if len(vs) > 0 {
-			attrs = append(attrs, slog.Any("violations", vs), slog.Int("violation_count", len(r.Violations)))
-		}
-	}
-	if len(e.patched) > 0 {
-		attrs = append(attrs, slog.Any("patch", e.patched))
-	}
-	if len(e.policyErrors) > 0 {
-		attrs = append(attrs, slog.Any("errors", e.policyErrors))
-	}
-	if d.result == resultError && d.resp.Result != nil {
-		attrs = append(attrs, slog.String("reason", d.bad), slog.String("error", d.resp.Result.Message))
-	}
-	log.LogAttrs(context.Background(), level, msg, attrs...)
-}
-
 // createOrUpdate says whether the review is a CREATE or UPDATE, the operations that are judged. DELETE and
 // CONNECT are allowed (nothing new is admitted); anything else is refused as malformed.
-func createOrUpdate(req *admissionv1.AdmissionRequest, ev *event) (decision, bool) {
+func createOrUpdate(req *admissionv1.AdmissionRequest) (decision, bool) {
 	switch req.Operation {
 	case admissionv1.Create, admissionv1.Update:
 		return decision{}, true
 	case admissionv1.Delete, admissionv1.Connect:
-		ev.note = "operation not judged"
-		return allow(), false
+		return allow().noted("operation not judged"), false
 	}
 	return refuse("operation", 400, "unsupported operation %q", req.Operation), false
 }

@@ -34,52 +34,39 @@ var namespaceDeleters = []string{"system:serviceaccount:kube-system:namespace-co
 
 // validateNetworkPolicy judges a NetworkPolicy CREATE or UPDATE in an agent namespace: it must not let the pods
 // of a policy with network.manage reach more than the policy's network.egress (policy.JudgeNetworkPolicy).
-func (s *Server) validateNetworkPolicy(ctx context.Context, req *admissionv1.AdmissionRequest, ev *event) decision {
+func (s *Server) validateNetworkPolicy(ctx context.Context, rv review) decision {
+	req := rv.req
 	if req.Kind.Version != "v1" {
 		return refuse("unsupported_version", 400, "agentgate judges networking.k8s.io/v1 NetworkPolicies, not %s: set matchPolicy: Equivalent in the webhook configuration", gvkString(req.Kind))
 	}
 	if req.SubResource != "" {
-		ev.note = "subresource not judged"
-		return allow()
+		return allow().noted("subresource not judged")
 	}
 	np, d, ok := decodeNetworkPolicy(req, "object", req.Object.Raw)
 	if !ok {
 		return d
 	}
-	ev.setObject(&np.ObjectMeta)
+	about := audit{object: displayName(&np.ObjectMeta)}
 	if req.Operation == admissionv1.Update {
 		if old, _, ok := decodeNetworkPolicy(req, "oldObject", req.OldObject.Raw); ok && equality.Semantic.DeepEqual(old.Spec, np.Spec) {
-			ev.note = "spec unchanged"
-			return allow()
+			about.note = "spec unchanged"
+			return allow().with(about)
 		}
 	}
 	snap := s.store.Snapshot()
-	res := snap.Set.JudgeNetworkPolicy(np, s.namespace(ctx, req.Namespace, snap.Set, ev))
-	ev.generation = snap.Generation
-	ev.result = &res
+	ns, nsNote := s.namespace(ctx, rv, about.object, snap.Set)
+	res := snap.Set.JudgeNetworkPolicy(np, ns)
+	about.note, about.generation, about.judged = nsNote, snap.Generation, &res
 	for _, v := range res.Violations {
 		s.metrics.violations.WithLabelValues(v.Policy, v.Check, string(v.Mode), networkPolicyGK.Kind).Inc()
 	}
-	enforce, warn := res.ByMode(policy.ModeEnforce), res.ByMode(policy.ModeWarn)
-	var warnings []string
-	for i, v := range warn {
-		if i == maxListed {
-			warnings = append(warnings, fmt.Sprintf("agentgate: %d more warnings not shown", len(warn)-maxListed))
-			break
-		}
-		warnings = append(warnings, "agentgate["+v.Policy+"]: "+v.Field+": "+v.Message)
-	}
-	if len(enforce) > 0 {
-		name := displayName(&np.ObjectMeta)
+	d = verdict(networkPolicyGK, networkPolicyGK.Kind, about.object, res)
+	if d.result == resultDenied {
 		s.log.Warn("NetworkPolicy denied: it would let agent pods reach more than the policy allows", "event", "network.denied",
-			"namespace", req.Namespace, "name", name, "user", req.UserInfo.Username, "policies", res.Matched, "violations", len(enforce))
-		st := invalidStatus(networkPolicyGK, name, enforce.FieldErrors(), denialMessage("NetworkPolicy", name, enforce))
-		return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: st, Warnings: warnings}, result: resultDenied}
+			"namespace", req.Namespace, "name", about.object, "user", req.UserInfo.Username, "policies", res.Matched,
+			"violations", len(res.ByMode(policy.ModeEnforce)))
 	}
-	if len(warnings) > 0 {
-		return decision{resp: &admissionv1.AdmissionResponse{Allowed: true, Warnings: warnings}, result: resultWarned}
-	}
-	return allow()
+	return d.with(about)
 }
 
 func decodeNetworkPolicy(req *admissionv1.AdmissionRequest, what string, raw []byte) (*networkingv1.NetworkPolicy, decision, bool) {

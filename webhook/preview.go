@@ -30,24 +30,23 @@ const (
 )
 
 // previewPolicy answers a valid policy change with warnings that preview its effect on the running agent
-// pods (cluster.Preview). It never refuses anything: a preview that cannot run says so in one warning. No
-// pod list (serve without a cluster): no preview.
-func (s *Server) previewPolicy(ctx context.Context, p *policy.Policy, ev *event) (warnings []string) {
+// pods (cluster.Preview), and the note its review's event adds ("; preview: …"). It never refuses anything: a
+// preview that cannot run says so in one warning. No pod list (serve without a cluster): no preview.
+func (s *Server) previewPolicy(ctx context.Context, p *policy.Policy) (warnings []string, note string) {
 	pods, ok := s.opts.Pods.(RunningPods)
 	if !ok {
-		return nil
+		return nil, ""
 	}
 	defer func() {
 		// A bug met on some cached pod must cost the preview, not the validation: a panic would otherwise
 		// become an HTTP 500, and failurePolicy Ignore would admit the change unvalidated.
 		if r := recover(); r != nil {
 			s.log.Error("policy preview failed", "event", "preview.failed", "policy", p.Name, "panic", fmt.Sprint(r))
-			warnings = cluster.PreviewFailed(p.Name, "internal error (logged as preview.failed)")
+			warnings, note = cluster.PreviewFailed(p.Name, "internal error (logged as preview.failed)"), "; preview failed"
 		}
 	}()
 	if err := pods.Ready(); err != nil {
-		ev.note += "; preview not run: " + err.Error()
-		return cluster.PreviewFailed(p.Name, err.Error())
+		return cluster.PreviewFailed(p.Name, err.Error()), "; preview not run: " + err.Error()
 	}
 	now := time.Now()
 	deadline := now.Add(PreviewBudget)
@@ -61,8 +60,7 @@ func (s *Server) previewPolicy(ctx context.Context, p *policy.Policy, ev *event)
 		labels = s.opts.Namespaces.Labels
 	}
 	r := cluster.Preview(p, pods.Running(""), labels, PreviewMaxPods, deadline)
-	ev.note += fmt.Sprintf("; preview: %d of %d running agent pods fail it (%d checked in %s)", len(r.Findings), r.Selected, r.Checked, r.Elapsed.Round(time.Millisecond))
-	return r.Warnings()
+	return r.Warnings(), fmt.Sprintf("; preview: %d of %d running agent pods fail it (%d checked in %s)", len(r.Findings), r.Selected, r.Checked, r.Elapsed.Round(time.Millisecond))
 }
 
 // requestContext bounds a review by the time the API server gives it: it calls webhooks with ?timeout= set to
