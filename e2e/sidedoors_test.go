@@ -179,7 +179,9 @@ func TestSideDoorsExemptionsFollowTheRequester(t *testing.T) {
 
 func TestSideDoorsServiceAccountTokenSecret(t *testing.T) {
 	requireServer(t)
-	ns := agentNamespace(t)
+	// The token Secret was there before the namespace became an agent namespace: agentgate refuses creating
+	// one in an agent namespace (below), so the watch is what knows of those that predate the label.
+	ns := plainNamespace(t)
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "build-bot", Namespace: ns}}
 	if _, err := env.client.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -192,6 +194,9 @@ func TestSideDoorsServiceAccountTokenSecret(t *testing.T) {
 	}
 	plain := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db-credentials", Namespace: ns}, StringData: map[string]string{"password": "x"}}
 	if _, err := env.client.CoreV1().Secrets(ns).Create(ctx, plain, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.client.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, labelPatch(agentLabel, ptr("true")), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	mounting := func(name, secretName string) *corev1.Pod {
@@ -224,6 +229,27 @@ func TestSideDoorsServiceAccountTokenSecret(t *testing.T) {
 	})
 	if _, err := env.client.CoreV1().Pods(ns).Create(ctx, mounting("db", "db-credentials"), metav1.CreateOptions{}); err != nil {
 		t.Errorf("a pod reading an ordinary Secret was refused: %v", err)
+	}
+
+	// The other order: the pod names a Secret that does not exist yet (admitted: the name means nothing), and
+	// the token Secret of that name comes after. Its CREATE is refused, under any name, by anyone the policy
+	// does not let carry a token.
+	if _, err := env.client.CoreV1().Pods(ns).Create(ctx, mounting("early", "comes-later"), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("a pod naming a Secret that does not exist was refused: %v", err)
+	}
+	later := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "comes-later", Namespace: ns,
+		Annotations: map[string]string{corev1.ServiceAccountNameKey: "build-bot"}}, Type: corev1.SecretTypeServiceAccountToken}
+	_, err = env.client.CoreV1().Secrets(ns).Create(ctx, later, metav1.CreateOptions{})
+	if err == nil {
+		t.Fatal("a service-account token Secret named by a running pod was created in an agent namespace")
+	}
+	assertCauses(t, err, []string{"type"})
+	if !strings.Contains(err.Error(), "serviceAccountTokenSecrets") {
+		t.Errorf("the refusal does not name its check: %v", err)
+	}
+	if _, err := env.client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "comes-later", Namespace: ns},
+		StringData: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("an ordinary Secret was refused: %v", err)
 	}
 }
 

@@ -1,6 +1,11 @@
 package policy
 
-import corev1 "k8s.io/api/core/v1"
+import (
+	"github.com/go-json-experiment/json"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
 
 // serviceAccountTokenSecrets: a Secret of type kubernetes.io/service-account-token holds a token that the
 // tokens controller fills and that never expires; mounting it, or reading it into the environment, hands tasks
@@ -58,3 +63,59 @@ var checkTokenSecrets = check{id: "serviceAccountTokenSecrets", run: func(p *Pol
 		}
 	}
 }}
+
+// JudgeTokenSecret judges a Secret that rq writes in namespace ns: one of type kubernetes.io/service-account-token
+// violates serviceAccountTokenSecrets under every policy that selects the namespace, unless that policy lets rq's
+// pods carry a token (serviceAccountToken.automount, allowServiceAccounts) or exempts rq. The pod check alone
+// cannot close it: a pod that names a Secret before it exists (or before the watch has seen it) is admitted
+// while the name means nothing, and the tokens controller then fills the Secret with a token that never
+// expires. Refusing the Secret closes that order. A policy's podSelector does not narrow it: any pod of the
+// namespace may name the Secret.
+func (s *Set) JudgeTokenSecret(secret *corev1.Secret, ns Namespace, rq Requester) Result {
+	var res Result
+	if secret.Type != corev1.SecretTypeServiceAccountToken {
+		return res
+	}
+	for _, p := range s.Policies {
+		if !p.selectsNamespace(ns) {
+			continue
+		}
+		if p.exemptNS[ns.Name] {
+			res.Exemptions = append(res.Exemptions, Exemption{Policy: p.Name, Reason: "namespace", Field: "metadata.namespace", Detail: "namespace " + ns.Name + " is exempt"})
+			continue
+		}
+		if ex := p.requesterExemption(rq); ex != nil {
+			res.Exemptions = append(res.Exemptions, *ex)
+			continue
+		}
+		res.Matched = append(res.Matched, p.Name)
+		if _, allowed := p.tokenBy.match(rq); allowed || *p.Spec.ServiceAccountToken.Automount {
+			continue
+		}
+		sa := secret.Annotations[corev1.ServiceAccountNameKey]
+		r := &report{policy: p}
+		r.add("serviceAccountTokenSecrets", field.NewPath("type"), string(secret.Type)+" (for service account "+quote(sa)+")",
+			"Secrets of other types; token Secrets only from serviceAccountToken.allowServiceAccounts",
+			"the tokens controller fills this Secret with a token that never expires, and a pod that named it before it existed was admitted: agent namespaces hold no token Secrets")
+		res.Violations = append(res.Violations, r.out...)
+	}
+	return res
+}
+
+// secretHeader is all of a Secret that JudgeTokenSecret reads.
+type secretHeader struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Type              corev1.SecretType `json:"type,omitempty"`
+}
+
+// DecodeSecretHeader decodes a Secret's apiVersion, kind, metadata and type: what JudgeTokenSecret reads. Its
+// data and stringData are skipped by the decoder, never decoded or kept; other members unknown here are
+// skipped too (none changes the type). Duplicated members are refused, as everywhere.
+func DecodeSecretHeader(raw []byte) (*corev1.Secret, error) {
+	var h secretHeader
+	if err := UnmarshalStrict(raw, &h, json.RejectUnknownMembers(false)); err != nil {
+		return nil, err
+	}
+	return &corev1.Secret{TypeMeta: h.TypeMeta, ObjectMeta: h.ObjectMeta, Type: h.Type}, nil
+}

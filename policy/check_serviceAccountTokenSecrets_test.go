@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestCheckTokenSecrets(t *testing.T) {
@@ -109,4 +110,68 @@ func TestCheckTokenSecrets(t *testing.T) {
 			want: []string{"spec.volumes[1].secret.secretName | " + found("default-token-x7k2p") + " | " + allowed},
 		},
 	})
+}
+
+// TestJudgeTokenSecret: a token Secret written into a selected namespace is refused, whatever its name, unless
+// the policy lets the requester's pods carry a token or exempts the requester. The attempts kept here: a token
+// Secret created after the pod that names it (only the Secret's own CREATE can be judged then), under a
+// harmless name, in a namespace a podSelector-narrowed policy selects, by the pod author's own account.
+func TestJudgeTokenSecret(t *testing.T) {
+	tokenSecret := func(name, sa string) *corev1.Secret {
+		return &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "agents", Annotations: map[string]string{corev1.ServiceAccountNameKey: sa}},
+			Type:       corev1.SecretTypeServiceAccountToken,
+		}
+	}
+	agents := Namespace{Name: "agents", Labels: map[string]string{"agentgate.io/agents": "true"}}
+	author := Requester{Username: "system:serviceaccount:agents:default"}
+	operator := Requester{Username: "system:serviceaccount:ops:operator"}
+	cases := []struct {
+		name           string
+		policy         string
+		secret         *corev1.Secret
+		ns             Namespace
+		rq             Requester
+		wantViolations int
+		wantMatched    bool
+		wantExempt     bool
+	}{
+		{name: "a token Secret under a harmless name", secret: tokenSecret("db-credentials", "default"), ns: agents, rq: author, wantViolations: 1, wantMatched: true},
+		{name: "with no service-account annotation", secret: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "t"}, Type: corev1.SecretTypeServiceAccountToken}, ns: agents, rq: author, wantViolations: 1, wantMatched: true},
+		{name: "a policy narrowed by podSelector still judges it (any pod may name it)", policy: "match: {podSelector: {matchLabels: {app: agent}}}",
+			secret: tokenSecret("t", "default"), ns: agents, rq: author, wantViolations: 1, wantMatched: true},
+		{name: "namespace labels unknown: the strict side", policy: "match: {namespaceSelector: {matchLabels: {team: a}}}",
+			secret: tokenSecret("t", "default"), ns: Namespace{Name: "agents"}, rq: author, wantViolations: 1, wantMatched: true},
+		{name: "a namespace the policy does not select", policy: "match: {namespaceSelector: {matchLabels: {team: a}}}",
+			secret: tokenSecret("t", "default"), ns: agents, rq: author},
+		{name: "an opaque Secret", secret: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "t"}, Type: corev1.SecretTypeOpaque}, ns: agents, rq: author},
+		{name: "a type the tokens controller does not fill (case differs)", secret: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "t"}, Type: "Kubernetes.io/service-account-token"}, ns: agents, rq: author},
+		{name: "a requester whose pods may carry a token", policy: "serviceAccountToken: {allowServiceAccounts: [ops/operator]}",
+			secret: tokenSecret("t", "operator"), ns: agents, rq: operator, wantMatched: true},
+		{name: "another requester under the same policy", policy: "serviceAccountToken: {allowServiceAccounts: [ops/operator]}",
+			secret: tokenSecret("t", "operator"), ns: agents, rq: author, wantViolations: 1, wantMatched: true},
+		{name: "a policy that lets every pod carry a token", policy: "serviceAccountToken: {automount: true}",
+			secret: tokenSecret("t", "default"), ns: agents, rq: author, wantMatched: true},
+		{name: "an exempt requester", policy: "exempt: {serviceAccounts: [ops/operator]}",
+			secret: tokenSecret("t", "default"), ns: agents, rq: operator, wantExempt: true},
+		{name: "an exempt namespace", policy: "exempt: {namespaces: [agents]}",
+			secret: tokenSecret("t", "default"), ns: agents, rq: author, wantExempt: true},
+		{name: "audit mode: logged, not refused", policy: "mode: audit", secret: tokenSecret("t", "default"), ns: agents, rq: author, wantViolations: 1, wantMatched: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := NewSet(testPolicy(t, c.policy)).JudgeTokenSecret(c.secret, c.ns, c.rq)
+			if len(res.Violations) != c.wantViolations || (len(res.Matched) > 0) != c.wantMatched || (len(res.Exemptions) > 0) != c.wantExempt {
+				t.Fatalf("violations %v, matched %v, exemptions %v", res.Violations, res.Matched, res.Exemptions)
+			}
+			for _, v := range res.Violations {
+				if v.Check != "serviceAccountTokenSecrets" || v.Field != "type" || v.Allowed == "" || v.Found == "" {
+					t.Errorf("violation %+v does not name its check, field, found and allowed", v)
+				}
+			}
+			if wantAllowed := c.wantViolations == 0 || c.policy == "mode: audit"; res.Allowed() != wantAllowed {
+				t.Errorf("allowed %v under %q", res.Allowed(), c.policy)
+			}
+		})
+	}
 }

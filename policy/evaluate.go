@@ -79,14 +79,23 @@ func (p *Policy) selects(w *Workload, ns Namespace, rq Requester) (bool, *Exempt
 	if p.exemptNS[ns.Name] {
 		return false, &Exemption{Policy: p.Name, Reason: "namespace", Field: "metadata.namespace", Detail: "namespace " + ns.Name + " is exempt"}
 	}
-	if listed, ok := p.exemptBy.match(rq); ok {
-		reason := "username"
-		if strings.HasPrefix(rq.Username, "system:serviceaccount:") {
-			reason = "serviceAccount"
-		}
-		return false, &Exemption{Policy: p.Name, Reason: reason, Detail: "requested by " + rq.Username + ", exempt by the policy's " + listed}
+	if ex := p.requesterExemption(rq); ex != nil {
+		return false, ex
 	}
 	return true, nil
+}
+
+// requesterExemption is the exemption of whatever rq sends (spec.exempt.serviceAccounts, usernames), or nil.
+func (p *Policy) requesterExemption(rq Requester) *Exemption {
+	listed, ok := p.exemptBy.match(rq)
+	if !ok {
+		return nil
+	}
+	reason := "username"
+	if strings.HasPrefix(rq.Username, "system:serviceaccount:") {
+		reason = "serviceAccount"
+	}
+	return &Exemption{Policy: p.Name, Reason: reason, Detail: "requested by " + rq.Username + ", exempt by the policy's " + listed}
 }
 
 // view is the pod as one selecting policy sees it in namespace ns when rq sends it.
@@ -117,10 +126,12 @@ func (s *Set) NamespaceExcludes(ns Namespace) bool {
 
 // matchesLabels is spec.match: the namespace's labels (unknown labels match, the strict side) and the pod's.
 func (p *Policy) matchesLabels(ns Namespace, podLabels map[string]string) bool {
-	if p.nsSelector != nil && ns.Labels != nil && !p.nsSelector.Matches(labels.Set(ns.Labels)) {
-		return false
-	}
-	return p.podSelector == nil || p.podSelector.Matches(labels.Set(podLabels))
+	return p.selectsNamespace(ns) && (p.podSelector == nil || p.podSelector.Matches(labels.Set(podLabels)))
+}
+
+// selectsNamespace is spec.match.namespaceSelector against the namespace's labels; unknown labels match.
+func (p *Policy) selectsNamespace(ns Namespace) bool {
+	return p.nsSelector == nil || ns.Labels == nil || p.nsSelector.Matches(labels.Set(ns.Labels))
 }
 
 // SelectsPodMeta is the part of selection that needs no pod spec and no requester: spec.match and

@@ -263,7 +263,7 @@ func (p *Policy) ManagesNetwork(ns Namespace) bool {
 	if p.network == nil || !p.network.manage || p.exemptNS[ns.Name] {
 		return false
 	}
-	return p.nsSelector == nil || ns.Labels == nil || p.nsSelector.Matches(labels.Set(ns.Labels))
+	return p.selectsNamespace(ns)
 }
 
 // SelectsPod reports whether the policy judges the workload in the namespace when rq sends it (selectors and

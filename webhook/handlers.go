@@ -129,8 +129,11 @@ func (s *Server) validate(ctx context.Context, rv review) decision {
 		return d
 	}
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
-	if gk == networkPolicyGK {
+	switch gk {
+	case networkPolicyGK:
 		return s.validateNetworkPolicy(ctx, rv)
+	case secretGK:
+		return s.validateSecret(ctx, rv)
 	}
 	tk, templated := s.podTemplateKind(req)
 	if !policy.Supported(gk) && !templated {

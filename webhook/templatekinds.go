@@ -83,7 +83,7 @@ func unchangedTemplate(req *admissionv1.AdmissionRequest, k policy.PodTemplateKi
 // (declared ones are fixed at start), ConfigMap, NetworkPolicy, and "other".
 func (s *Server) kindLabel(req *admissionv1.AdmissionRequest) string {
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
-	if _, ok := s.podTemplateKind(req); ok || policy.Supported(gk) || gk == configMapGK || gk == networkPolicyGK {
+	if _, ok := s.podTemplateKind(req); ok || policy.Supported(gk) || gk == configMapGK || gk == networkPolicyGK || gk == secretGK {
 		return gk.Kind
 	}
 	return "other"

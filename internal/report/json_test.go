@@ -78,18 +78,18 @@ func TestWriteJSONFields(t *testing.T) {
 // Skipped objects and errors are objects of the array too; errors also go to errs.
 func TestWriteJSONSkippedAndErrors(t *testing.T) {
 	r := judged(t, &Run{},
-		"l.yaml", "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Secret, metadata: {name: s, namespace: tools}}\n- {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: c, image: i, ports: [{containerPort: eighty}]}]}}\n",
+		"l.yaml", "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: s, namespace: tools}}\n- {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: c, image: i, ports: [{containerPort: eighty}]}]}}\n",
 		"empty.yaml", "",
 	)
 	rs, errs := writeJSON(t, r)
-	if reason, _ := rs[0]["reason"].(string); strings.HasPrefix(reason, `unsupported kind "Secret"`) {
+	if reason, _ := rs[0]["reason"].(string); strings.HasPrefix(reason, `unsupported kind "ConfigMap"`) {
 		rs[0]["reason"] = "(policy.UnsupportedKindError)"
 	}
 	got, err := json.Marshal(rs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `[{"apiVersion":"v1","document":1,"file":"l.yaml","item":"items[0]","kind":"Secret","line":4,"name":"s","namespace":"tools","reason":"(policy.UnsupportedKindError)","skipped":true},` +
+	const want = `[{"apiVersion":"v1","document":1,"file":"l.yaml","item":"items[0]","kind":"ConfigMap","line":4,"name":"s","namespace":"tools","reason":"(policy.UnsupportedKindError)","skipped":true},` +
 		`{"apiVersion":"v1","document":1,"error":"decoding Pod: spec.containers[0].ports[0].containerPort: cannot decode JSON string into int32","file":"l.yaml","item":"items[1]","kind":"Pod","line":5,"name":"p"},` +
 		`{"error":"empty: no Kubernetes object in it (only blank lines or comments)","file":"empty.yaml"}]`
 	if string(got) != want {

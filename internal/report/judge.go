@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -116,8 +117,12 @@ func (r *Run) judgeObject(d *document, item string, obj []byte) {
 	}
 	gk := schema.GroupKind{Group: gv.Group, Kind: h.Kind}
 	d.entries = append(d.entries, e)
-	if gk == networkPolicyGK {
+	switch gk {
+	case networkPolicyGK:
 		r.judgeNetworkPolicy(e, gv.Version, obj)
+		return
+	case secretGK:
+		r.judgeSecret(e, gv.Version, obj)
 		return
 	}
 	var w *policy.Workload
@@ -197,6 +202,38 @@ func (r *Run) judgeNetworkPolicy(e *entry, version string, obj []byte) {
 	ns := r.namespace(np.Namespace)
 	e.namespace = ns.Name
 	res := r.Set.JudgeNetworkPolicy(np, ns)
+	e.result = &res
+}
+
+var secretGK = schema.GroupKind{Kind: "Secret"}
+
+// judgeSecret judges a Secret as /validate does at its CREATE: a service-account token Secret in a namespace a
+// policy selects is refused (policy.Set.JudgeTokenSecret). Only its type and metadata are decoded. Never fixed.
+func (r *Run) judgeSecret(e *entry, version string, obj []byte) {
+	if version != "v1" {
+		e.err = fmt.Errorf("apiVersion: Unsupported value: %q: Secrets are v1", e.apiVersion)
+		return
+	}
+	secret, err := policy.DecodeSecretHeader(obj)
+	if err != nil {
+		e.err = fmt.Errorf("decoding Secret: %w", err)
+		var de *policy.DecodeError
+		if errors.As(err, &de) && len(de.Fields) > 0 {
+			e.errLine = e.doc.LineOf(e.item, de.Fields[0].Path)
+		}
+		return
+	}
+	if secret.Type != corev1.SecretTypeServiceAccountToken {
+		typ := strconv.Quote(string(secret.Type))
+		if secret.Type == "" {
+			typ = "Opaque (the default)"
+		}
+		e.skipped = "a Secret of type " + typ + ": agentgate judges only service-account token Secrets"
+		return
+	}
+	ns := r.namespace(secret.Namespace)
+	e.namespace = ns.Name
+	res := r.Set.JudgeTokenSecret(secret, ns, r.Requester)
 	e.result = &res
 }
 

@@ -163,6 +163,28 @@ metadata: {name: old}
 				`n.yaml#3 NetworkPolicy/typo@14 error: decoding NetworkPolicy: unknown field "spec.egres"`,
 				`n.yaml#4 NetworkPolicy/old@16 error: apiVersion: Unsupported value: "networking.k8s.io/v1beta1": agentgate judges networking.k8s.io/v1 NetworkPolicies`,
 			}},
+		{"Secrets: a service-account token Secret in a selected namespace is refused; other Secrets are skipped", Run{}, []string{"s.yaml", `apiVersion: v1
+kind: Secret
+metadata: {name: ci-settings, namespace: agents, annotations: {kubernetes.io/service-account.name: build-bot}}
+type: kubernetes.io/service-account-token
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db, namespace: agents}
+stringData: {password: x}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: dup, namespace: agents}
+type: Opaque
+type: kubernetes.io/service-account-token
+`},
+			[]string{
+				"s.yaml#1 Secret/ci-settings@1 ns=agents allowed=false matched=[agents] violations=1 patched=false",
+				`s.yaml#2 Secret/db@6 skipped`,
+				// Two types: refused by the YAML reader already, never judged by one of them.
+				`s.yaml#3 /(unnamed)@15 error: not valid YAML: yaml: unmarshal errors: line 15: key "type" already set in map`,
+			}},
 		{"generateName", Run{}, []string{"g.yaml", strings.Replace(minimalPod, "name: minimal", "generateName: job-", 1)},
 			[]string{"g.yaml Pod/job-*@1 ns=agents allowed=true matched=[agents] violations=0 patched=true"}},
 		{"errors name their line", Run{}, []string{
