@@ -308,6 +308,33 @@ func TestSideDoorsWindowsBySchedulingConstraints(t *testing.T) {
 		t.Fatal("a pod scheduled on Windows by node affinity NotIn [linux] was admitted")
 	}
 	assertCauses(t, err, []string{"spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0]"})
+
+	// spec.nodeName skips the scheduler and every constraint above. The pod is stored with spec.os.name: linux,
+	// which the kubelet of a Windows node refuses (and which cannot change afterwards).
+	byName, err := env.client.CoreV1().Pods(ns).Create(ctx, func() *corev1.Pod {
+		p := agentPod("win-by-name")
+		p.Spec.NodeName = "win-node-1"
+		return p
+	}(), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("a pod bound by name was refused instead of pinned to Linux: %v", err)
+	}
+	if byName.Spec.OS == nil || byName.Spec.OS.Name != corev1.Linux {
+		t.Errorf("stored spec.os = %+v, want name linux", byName.Spec.OS)
+	}
+	pinned := []byte(`{"spec":{"os":null}}`)
+	if _, err := env.client.CoreV1().Pods(ns).Patch(ctx, byName.Name, types.StrategicMergePatchType, pinned, metav1.PatchOptions{}); err == nil {
+		t.Error("spec.os of a running pod was removed")
+	}
+	// Where spec.os.name: linux cannot be set (windowsOptions: the API server refuses both), it is denied.
+	withWindowsOptions := agentPod("win-by-name-options")
+	withWindowsOptions.Spec.NodeName = "win-node-1"
+	withWindowsOptions.Spec.SecurityContext = &corev1.PodSecurityContext{WindowsOptions: &corev1.WindowsSecurityContextOptions{RunAsUserName: ptr("agent")}}
+	_, err = env.client.CoreV1().Pods(ns).Create(ctx, withWindowsOptions, metav1.CreateOptions{})
+	if err == nil {
+		t.Fatal("a pod bound by name with windowsOptions was admitted")
+	}
+	assertCauses(t, err, []string{"spec.nodeName"})
 }
 
 // A Deployment UPDATE that only adds AppArmor "unconfined" to its template is judged like the same CREATE.

@@ -25,11 +25,32 @@ import (
 // (the kubelet refuses to start a pod whose os.name is not its own), whatever the selectors say; a pod that says nothing about the OS is a Linux pod, as for Pod Security. Reported at the field
 // that admits Windows, so the author knows which line to change.
 var checkWindows = check{id: "windows", run: func(p *Policy, pod *podView, r *report) {
-	if pod.windows && p.Spec.Windows == WindowsDeny {
+	if p.Spec.Windows != WindowsDeny {
+		return
+	}
+	if pod.windows {
 		r.add("windows", pod.windowsAt.field, pod.windowsAt.found, "linux, unset (or a policy with windows: skipLinuxChecks)",
 			"the agent sandbox relies on Linux-only security fields; this pod may run on a Windows node")
+		return
+	}
+	// spec.nodeName skips the scheduler, and with it every constraint above: only spec.os.name: linux (which
+	// the kubelet of another OS refuses, and which agentgate's mutation sets) keeps such a pod off Windows.
+	if s := pod.spec; s.NodeName != "" && s.OS == nil {
+		r.add("windows", pod.specPath.Child("nodeName"), "node "+quote(s.NodeName)+" without spec.os.name", "spec.os.name: linux beside it (agentgate's mutation sets it)",
+			"a pod bound to a node by name skips the scheduler and its OS constraints; it may land on a Windows node")
 	}
 }}
+
+// setsWindowsOptions: a securityContext.windowsOptions anywhere in the pod, which the API server refuses
+// beside spec.os.name: linux.
+func setsWindowsOptions(pod *podView) bool {
+	if sc := pod.spec.SecurityContext; sc != nil && sc.WindowsOptions != nil {
+		return true
+	}
+	return slices.ContainsFunc(pod.containers, func(ca containerAt) bool {
+		return ca.c.SecurityContext != nil && ca.c.SecurityContext.WindowsOptions != nil
+	})
+}
 
 // windowsEvidence is the field that lets a pod run on Windows (nil field: none does).
 type windowsEvidence struct {

@@ -88,6 +88,14 @@ func TestCheckWindows(t *testing.T) {
 			want: []string{"spec.tolerations[0] | a toleration of the Windows node taint node.kubernetes.io/os | " + allowed},
 		},
 		{name: "nodeSelector windows under skipLinuxChecks", policy: "windows: skipLinuxChecks", tweak: selector(os, "windows")},
+		// spec.nodeName skips the scheduler and every constraint above: only spec.os.name keeps it off Windows.
+		{
+			name:  "spec.nodeName without spec.os.name",
+			tweak: func(p *corev1.Pod) { p.Spec.NodeName = "win-node-1" },
+			want:  []string{`spec.nodeName | node "win-node-1" without spec.os.name | spec.os.name: linux beside it (agentgate's mutation sets it)`},
+		},
+		{name: "spec.nodeName beside spec.os.name: linux", tweak: func(p *corev1.Pod) { p.Spec.NodeName = "node-1"; p.Spec.OS = &corev1.PodOS{Name: corev1.Linux} }},
+		{name: "spec.nodeName under skipLinuxChecks", policy: "windows: skipLinuxChecks", tweak: func(p *corev1.Pod) { p.Spec.NodeName = "win-node-1" }},
 	})
 }
 

@@ -55,6 +55,17 @@ func (p *Policy) hardenPod(pod *podView, dry bool) bool {
 		podSC(s).SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
 		changed = true
 	}
+	// A pod bound to a node by name skips the scheduler and every OS constraint the windows check reads:
+	// spec.os.name: linux makes the kubelet of any other OS refuse it (it is immutable). Only there: the
+	// conformance index fixes the default policy's patches for every other pod (README "Decisions"). Not where
+	// the API server would then refuse the pod (windowsOptions set somewhere): the windows check denies it.
+	if !pod.windows && s.NodeName != "" && s.OS == nil && !setsWindowsOptions(pod) {
+		if dry {
+			return true
+		}
+		s.OS = &corev1.PodOS{Name: corev1.Linux}
+		changed = true
+	}
 	if p.hardenRuntime(pod, dry) {
 		if dry {
 			return true

@@ -327,6 +327,53 @@ spec:
 	})
 }
 
+// TestHardenNodeName: a pod bound to a node by name gets spec.os.name: linux (the kubelet of another OS refuses
+// it), unless the API server would refuse that beside windowsOptions; then the windows check denies it. Pods
+// the scheduler places keep the patch the conformance index fixes.
+func TestHardenNodeName(t *testing.T) {
+	set := NewSet(Default())
+	pod := validPod()
+	pod.Spec.NodeName = "win-node-1"
+	w, err := NewWorkload(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hardenTwice(t, set, w)
+	if os := h.Spec.OS; os == nil || os.Name != corev1.Linux {
+		t.Fatalf("spec.os = %+v, want name linux", os)
+	}
+	mutated, changed := set.Mutate(w, testNS, Requester{})
+	if res := set.Judge(mutated, testNS, Requester{}); !changed || !res.Allowed() {
+		t.Errorf("the mutated pod (changed %v) is denied: %v", changed, violationKeys(res.Violations))
+	}
+	// As sent, without the mutation (a mutating webhook removed), it is denied.
+	if got := violationKeys(set.Judge(w, testNS, Requester{}).Violations); !slices.Equal(got, []string{"windows@spec.nodeName"}) {
+		t.Errorf("the pod as sent: violations %q, want windows@spec.nodeName", got)
+	}
+
+	withWindowsOptions := validPod()
+	withWindowsOptions.Spec.NodeName = "win-node-1"
+	withWindowsOptions.Spec.Containers[0].SecurityContext.WindowsOptions = &corev1.WindowsSecurityContextOptions{RunAsUserName: ptrTo("agent")}
+	w, err = NewWorkload(withWindowsOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := hardenTwice(t, set, w); h.Spec.OS != nil {
+		t.Errorf("spec.os set beside windowsOptions (the API server refuses it): %+v", h.Spec.OS)
+	}
+	if got := violationKeys(set.Judge(w, testNS, Requester{}).Violations); !slices.Contains(got, "windows@spec.nodeName") {
+		t.Errorf("violations %q lack windows@spec.nodeName", got)
+	}
+
+	scheduled, err := NewWorkload(validPod())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := hardenTwice(t, set, scheduled); h.Spec.OS != nil {
+		t.Errorf("spec.os set on a pod the scheduler places: %+v", h.Spec.OS)
+	}
+}
+
 // TestHardenResources: defaults fill what is unset per resource, and the result never has request > limit.
 func TestHardenResources(t *testing.T) {
 	set := NewSet(Default())

@@ -189,6 +189,13 @@ func TestSideDoors(t *testing.T) {
 		{name: "a toleration of the Windows taint", tweak: func(p *corev1.Pod) {
 			p.Spec.Tolerations = []corev1.Toleration{{Key: "node.kubernetes.io/os", Operator: corev1.TolerationOpExists}}
 		}, want: []string{"spec.tolerations[0]"}},
+		// spec.nodeName skips the scheduler: mutation pins spec.os.name: linux (TestHardenNodeName), and where it
+		// cannot (windowsOptions, which the API server refuses beside it) the pod is denied at the field.
+		{name: "spec.nodeName naming a Windows node", tweak: func(p *corev1.Pod) { p.Spec.NodeName = "win-node-1" }},
+		{name: "spec.nodeName beside windowsOptions", tweak: func(p *corev1.Pod) {
+			p.Spec.NodeName = "win-node-1"
+			p.Spec.SecurityContext.WindowsOptions = &corev1.WindowsSecurityContextOptions{RunAsUserName: ptrTo("agent")}
+		}, want: []string{"spec.nodeName"}},
 
 		// Class 9: labels unknown (a stale cache the webhook could not refresh) select, the strict side.
 		{name: "namespace labels unknown", labels: nil, tweak: func(p *corev1.Pod) { p.Spec.HostIPC = true }, want: []string{"spec.hostIPC"}},
