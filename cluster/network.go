@@ -450,32 +450,54 @@ func (c *NetworkController) forget(ns string) {
 	c.managed.Set(float64(len(c.managedSet)))
 }
 
-// ManagedNetworkPolicies is a label-selected informer of the NetworkPolicies agentgate owns, on every replica:
-// the webhook asks it whether a managed namespace's agentgate-egress is in place before admitting agent pods.
-type ManagedNetworkPolicies struct {
+// NetworkPolicyCache is an informer of every NetworkPolicy, on every replica: before admitting an agent pod in
+// a managed namespace the webhook asks whether agentgate's agentgate-egress is in place, and which other
+// NetworkPolicies would select the pod (they add to what agentgate-egress allows; one written before the
+// namespace was managed was never judged). Memory: the objects without managedFields, about 1–2 KiB each;
+// API calls: one list and one watch, none per admission.
+type NetworkPolicyCache struct {
 	lister networkinglisters.NetworkPolicyLister
 	synced cache.InformerSynced
 }
 
-// StartManagedNetworkPolicies starts the informer; it stops with ctx.
-func StartManagedNetworkPolicies(ctx context.Context, client kubernetes.Interface) (*ManagedNetworkPolicies, error) {
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = ManagedSelector }))
+// StartNetworkPolicyCache starts the informer; it stops with ctx.
+func StartNetworkPolicyCache(ctx context.Context, client kubernetes.Interface) (*NetworkPolicyCache, error) {
+	factory := informers.NewSharedInformerFactory(client, 0)
 	inf := factory.Networking().V1().NetworkPolicies()
-	m := &ManagedNetworkPolicies{lister: inf.Lister(), synced: inf.Informer().HasSynced}
+	_ = inf.Informer().SetTransform(cache.TransformFunc(func(obj any) (any, error) {
+		if m, ok := obj.(metav1.Object); ok {
+			m.SetManagedFields(nil)
+		}
+		return obj, nil
+	}))
+	m := &NetworkPolicyCache{lister: inf.Lister(), synced: inf.Informer().HasSynced}
 	factory.Start(ctx.Done())
 	go func() { <-ctx.Done(); factory.Shutdown() }()
 	return m, nil
 }
 
-// Present reports whether the namespace holds agentgate's agentgate-egress (false until the informer synced).
-func (m *ManagedNetworkPolicies) Present(namespace string) bool {
-	_, err := m.lister.NetworkPolicies(namespace).Get(policy.NetworkPolicyName)
-	return err == nil
+// Present reports whether the namespace holds agentgate's agentgate-egress: that name with agentgate's label
+// (anyone may create a NetworkPolicy of that name). False until the informer synced.
+func (m *NetworkPolicyCache) Present(namespace string) bool {
+	np, err := m.lister.NetworkPolicies(namespace).Get(policy.NetworkPolicyName)
+	return err == nil && isManaged(np)
+}
+
+// Others lists the namespace's NetworkPolicies that are not agentgate's. Shared with the cache: read only.
+func (m *NetworkPolicyCache) Others(namespace string) []*networkingv1.NetworkPolicy {
+	all, err := m.lister.NetworkPolicies(namespace).List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	return slices.DeleteFunc(all, func(np *networkingv1.NetworkPolicy) bool { return np.Name == policy.NetworkPolicyName && isManaged(np) })
+}
+
+func isManaged(np *networkingv1.NetworkPolicy) bool {
+	return np.Labels[policy.ManagedByLabel] == policy.ManagedByValue
 }
 
 // Ready fails until the informer has synced.
-func (m *ManagedNetworkPolicies) Ready() error {
+func (m *NetworkPolicyCache) Ready() error {
 	if !m.synced() {
 		return errors.New("managed NetworkPolicies not synced yet")
 	}

@@ -342,3 +342,49 @@ func TestNetworkControllerTwoReplicasOneWriter(t *testing.T) {
 		t.Error("two replicas led at once")
 	}
 }
+
+// TestNetworkPolicyCache: agentgate-egress counts as present only with agentgate's label (anyone may use the
+// name), and every other NetworkPolicy of the namespace is listed, an unlabelled agentgate-egress included.
+func TestNetworkPolicyCache(t *testing.T) {
+	cs := tu.Kube(t)
+	ctx := t.Context()
+	ns := "npcache"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := StartNetworkPolicyCache(ctx, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string, labels map[string]string) {
+		t.Helper()
+		np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}}
+		if _, err := cs.NetworkingV1().NetworkPolicies(ns).Create(ctx, np, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	others := func() []string {
+		var names []string
+		for _, np := range cache.Others(ns) {
+			names = append(names, np.Name)
+		}
+		return names
+	}
+	create(policy.NetworkPolicyName, nil) // someone else's, under agentgate's name
+	create("legacy", nil)
+	tu.EventuallyTrue(t, 10*time.Second, "the cache to see both", func() bool { return cache.Ready() == nil && len(others()) == 2 })
+	if cache.Present(ns) {
+		t.Error("an unlabelled agentgate-egress counts as agentgate's")
+	}
+	if err := cs.NetworkingV1().NetworkPolicies(ns).Delete(ctx, policy.NetworkPolicyName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	create(policy.NetworkPolicyName, map[string]string{policy.ManagedByLabel: policy.ManagedByValue})
+	tu.EventuallyTrue(t, 10*time.Second, "agentgate-egress present", func() bool { return cache.Present(ns) })
+	if got := others(); len(got) != 1 || got[0] != "legacy" {
+		t.Errorf("others = %v, want [legacy]", got)
+	}
+	if cache.Present("elsewhere") || len(cache.Others("elsewhere")) != 0 {
+		t.Error("another namespace shares this one's NetworkPolicies")
+	}
+}

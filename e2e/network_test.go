@@ -309,3 +309,47 @@ func slicesContains(s []string, v string) bool {
 	}
 	return false
 }
+
+// A NetworkPolicy written before its namespace was managed was never judged, and NetworkPolicies add up: one
+// that lets agent pods reach everything undoes agentgate-egress. Agent pods it selects are denied until it is
+// removed; one that selects other pods changes nothing for them.
+func TestNetworkEgressPredatingNetworkPolicy(t *testing.T) {
+	requireServer(t)
+	putNetworkPolicy(t, allowTen)
+	t.Cleanup(func() {
+		_ = env.client.CoreV1().ConfigMaps(systemNamespace).Delete(ctx, networkPolicyCM, metav1.DeleteOptions{})
+	})
+	ns := agentNamespace(t)
+	nps := env.client.NetworkingV1().NetworkPolicies(ns)
+	for name, spec := range map[string]string{
+		"legacy-open":  `{podSelector: {}, policyTypes: [Egress], egress: [{}]}`,
+		"legacy-other": `{podSelector: {matchLabels: {app: other}}, policyTypes: [Egress], egress: [{}]}`,
+	} {
+		if _, err := nps.Create(ctx, networkPolicy(ns, name, spec), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("%s, before the namespace is managed: %v", name, err)
+		}
+	}
+	setNamespaceLabel(t, ns, networkLabel, on())
+	waitEgress(t, ns, wantEgress(t, egressTen))
+
+	dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	testutil.Eventually(t, 30*time.Second, "an agent pod denied while legacy-open widens its egress", func() error {
+		_, err := env.client.CoreV1().Pods(ns).Create(ctx, agentPod("runner"), dryRun)
+		if err == nil {
+			return fmt.Errorf("admitted")
+		}
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `NetworkPolicy "legacy-open"`) || strings.Contains(err.Error(), "legacy-other") ||
+			!slicesContains(causeFields(err), "spec.egress[0].to") {
+			return fmt.Errorf("denied otherwise: %v", err)
+		}
+		t.Logf("pod beside a widening NetworkPolicy: %v", err)
+		return nil
+	})
+	if err := nps.Delete(ctx, "legacy-open", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "the agent pod admitted once legacy-open is gone", func() error {
+		_, err := env.client.CoreV1().Pods(ns).Create(ctx, agentPod("runner"), dryRun)
+		return err
+	})
+}

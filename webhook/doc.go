@@ -16,10 +16,11 @@
 //     pod spec unchanged (labels, finalizers) is allowed: judging it again after a policy change could block
 //     deleting old pods. NetworkPolicies (networking.k8s.io/v1, CREATE and UPDATE) are judged by
 //     policy.Set.JudgeNetworkPolicy against the policies with network.manage (network.go); and a Pod CREATE
-//     that such a policy selects is denied while its namespace lacks agentgate-egress (Options.EgressPresence).
-//     A Secret CREATE of type kubernetes.io/service-account-token is judged by policy.Set.JudgeTokenSecret
-//     (secrets.go; only its type and metadata are decoded, never its data). A kind agentgate does not judge is refused (fail closed): only a misconfigured webhook sends one, and
-//     the refusal names it.
+//     that such a policy selects is denied while its namespace lacks agentgate-egress, or while another
+//     NetworkPolicy selecting it would let it reach more (Options.NetworkPolicies). A Secret CREATE of type
+//     kubernetes.io/service-account-token is judged by policy.Set.JudgeTokenSecret (secrets.go; only its type
+//     and metadata are decoded, never its data). A kind agentgate does not judge is refused (fail closed):
+//     only a misconfigured webhook sends one, and the refusal names it.
 //   - POST /validate-policy: a ConfigMap labelled agentgate.io/policy=true must hold a valid AgentPolicy
 //     under data[policy.yaml]; every field error comes back at once, its path prefixed data[policy.yaml].
 //   - POST /validate-guard: the changes that switch the sandbox off — a Namespace UPDATE (any subresource)

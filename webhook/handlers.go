@@ -168,7 +168,7 @@ func (s *Server) validate(ctx context.Context, rv review) decision {
 	snap := s.store.Snapshot()
 	ns, nsNote := s.namespace(ctx, rv, about.object, snap.Set)
 	about.note = nsNote
-	if d, missing := s.missingEgress(req, gk, w, snap.Set, ns); missing {
+	if d, missing := s.egressNotInPlace(req, gk, w, snap.Set, ns); missing {
 		return d.with(about)
 	}
 	res := snap.Set.Judge(w, ns, requester(req))

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -22,9 +25,12 @@ import (
 
 var networkPolicyGK = schema.GroupKind{Group: "networking.k8s.io", Kind: "NetworkPolicy"}
 
-// EgressPresence tells whether a namespace holds agentgate's agentgate-egress (cluster.ManagedNetworkPolicies).
-type EgressPresence interface {
+// NetworkPolicyReader is what the webhook knows of a namespace's NetworkPolicies (cluster.NetworkPolicyCache).
+type NetworkPolicyReader interface {
+	// Present reports whether the namespace holds agentgate's agentgate-egress.
 	Present(namespace string) bool
+	// Others lists its other NetworkPolicies, read only: each adds to what agentgate-egress allows.
+	Others(namespace string) []*networkingv1.NetworkPolicy
 }
 
 // namespaceDeleters delete every object of a namespace being deleted (kube-controller-manager's namespace
@@ -83,18 +89,24 @@ func decodeNetworkPolicy(req *admissionv1.AdmissionRequest, what string, raw []b
 	return np, decision{}, true
 }
 
-// missingEgress is the defence in depth: a pod that a policy with network.manage selects is not admitted while
-// its namespace lacks agentgate-egress (just labelled, or the NetworkPolicy deleted a moment ago), since its
-// egress would be unrestricted. The owner creates it within seconds; the pod's controller retries by itself.
-func (s *Server) missingEgress(req *admissionv1.AdmissionRequest, gk schema.GroupKind, w *policy.Workload, set *policy.Set, ns policy.Namespace) (decision, bool) {
-	if s.opts.EgressPresence == nil || gk != podGK || req.Operation != admissionv1.Create || req.SubResource != "" {
+// egressNotInPlace is the defence in depth: a pod that a policy with network.manage selects is not admitted
+// while its egress would not be what the policy allows. Either its namespace lacks agentgate-egress (just
+// labelled, or the NetworkPolicy deleted a moment ago: the owner creates it within seconds, and the pod's
+// controller retries by itself), or another NetworkPolicy selecting the pod lets it reach more (NetworkPolicies
+// add up; one written before the namespace was managed was never judged, nor one written while agentgate was
+// not called).
+func (s *Server) egressNotInPlace(req *admissionv1.AdmissionRequest, gk schema.GroupKind, w *policy.Workload, set *policy.Set, ns policy.Namespace) (decision, bool) {
+	if s.opts.NetworkPolicies == nil || gk != podGK || req.Operation != admissionv1.Create || req.SubResource != "" {
 		return decision{}, false
 	}
 	manager := set.NetworkManager(ns)
-	if manager == nil || !manager.SelectsPod(w, ns, requester(req)) || s.opts.EgressPresence.Present(ns.Name) {
+	if manager == nil || !manager.SelectsPod(w, ns, requester(req)) {
 		return decision{}, false
 	}
 	name := displayName(w.Meta)
+	if s.opts.NetworkPolicies.Present(ns.Name) {
+		return s.widenedEgress(manager, w, ns, name)
+	}
 	msg := fmt.Sprintf("agentgate: Pod %q denied: namespace %q is managed by policy %q (spec.network.manage) but its NetworkPolicy %s is not in place yet, and without it the pod could reach any address; agentgate creates or restores it within seconds: retry (controllers retry by themselves)",
 		name, ns.Name, manager.Name, policy.NetworkPolicyName)
 	s.log.Warn("pod denied: agentgate-egress missing", "event", "network.denied", "namespace", ns.Name, "name", name, "policy", manager.Name, "reason", "egress_missing")
@@ -102,6 +114,53 @@ func (s *Server) missingEgress(req *admissionv1.AdmissionRequest, gk schema.Grou
 		Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg,
 		Details: &metav1.StatusDetails{Kind: "Pod", Name: name, RetryAfterSeconds: 2},
 	}}, result: resultDenied}, true
+}
+
+// widenedEgress denies the pod while another NetworkPolicy of its namespace that selects it lets it reach more
+// than the managing policy's network.egress allows (enforce mode; the same judgement as its CREATE would get).
+// A cause per violation, named by NetworkPolicy and field, so the namespace's owner knows what to remove.
+func (s *Server) widenedEgress(manager *policy.Policy, w *policy.Workload, ns policy.Namespace, name string) (decision, bool) {
+	var causes []metav1.StatusCause
+	var widening []string
+	for _, np := range s.opts.NetworkPolicies.Others(ns.Name) {
+		if !npSelectsPod(np, w.PodMeta.Labels) {
+			continue
+		}
+		found := false
+		for _, v := range manager.JudgeNetworkPolicy(np) {
+			if v.Mode != policy.ModeEnforce {
+				continue
+			}
+			found = true
+			causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeForbidden, Field: v.Field,
+				Message: "NetworkPolicy " + strconv.Quote(np.Name) + ": " + v.Message})
+		}
+		if found {
+			widening = append(widening, np.Name)
+		}
+	}
+	if len(widening) == 0 {
+		return decision{}, false
+	}
+	q := make([]string, len(widening))
+	for i, n := range widening {
+		q[i] = strconv.Quote(n)
+	}
+	msg := fmt.Sprintf("agentgate: Pod %q denied: namespace %q is managed by policy %q (spec.network.manage), but NetworkPolicy %s would let the pod reach more than the policy's network.egress allows (NetworkPolicies add up); it was never judged (written before the namespace was managed, or without agentgate): remove or narrow it. %s",
+		name, ns.Name, manager.Name, strings.Join(q, ", "), causes[0].Message)
+	s.log.Warn("pod denied: a NetworkPolicy widens its egress", "event", "network.denied", "namespace", ns.Name, "name", name,
+		"policy", manager.Name, "reason", "egress_widened", "networkpolicies", widening)
+	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg,
+		Details: &metav1.StatusDetails{Kind: "Pod", Name: name, Causes: causes},
+	}}, result: resultDenied}, true
+}
+
+// npSelectsPod: the NetworkPolicy's podSelector matches the pod's labels. One that does not parse selects it
+// (the strict side; the API server refuses such selectors anyway).
+func npSelectsPod(np *networkingv1.NetworkPolicy, podLabels map[string]string) bool {
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	return err != nil || sel.Matches(labels.Set(podLabels))
 }
 
 // egressChanges: anyone but agentgate's own controller, an admin or a namespace deleter touching agentgate's

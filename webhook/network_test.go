@@ -14,9 +14,12 @@ import (
 
 var npGVK = metav1.GroupVersionKind{Group: "networking.k8s.io", Version: "v1", Kind: "NetworkPolicy"}
 
+// presence is NetworkPolicyReader for namespaces whose agentgate-egress is in place (true) or not, holding no
+// other NetworkPolicy; e2e TestNetworkEgress reads the real cache.
 type presence map[string]bool
 
-func (p presence) Present(ns string) bool { return p[ns] }
+func (p presence) Present(ns string) bool                      { return p[ns] }
+func (p presence) Others(string) []*networkingv1.NetworkPolicy { return nil }
 
 func npObj(t *testing.T, name string, labels map[string]string, spec string) *networkingv1.NetworkPolicy {
 	t.Helper()
@@ -32,7 +35,7 @@ func npObj(t *testing.T, name string, labels map[string]string, spec string) *ne
 // Every attempt at the network sandbox through the webhook, with the verdict and the field path.
 func TestNetworkAdmission(t *testing.T) {
 	opts := staticPolicy(t, "  windows: deny\n", "  windows: deny\n  network:\n    manage: true\n    egress:\n      allow: [{cidr: 10.0.0.0/8, ports: [{port: 443}]}]\n")
-	opts.EgressPresence = presence{"with-egress": true}
+	opts.NetworkPolicies = presence{"with-egress": true}
 	opts.ControllerUsers = []string{"system:serviceaccount:agentgate-system:agentgate"}
 	ts := startServer(t, opts)
 	managed := map[string]string{policy.ManagedByLabel: policy.ManagedByValue}

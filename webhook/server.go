@@ -90,9 +90,10 @@ type Options struct {
 	// ControllerUsers are the usernames agentgate's own NetworkPolicy owner writes as: the guard lets them (and
 	// the admins) edit and delete agentgate-egress.
 	ControllerUsers []string
-	// EgressPresence, when set, is asked before a pod that a policy with network.manage selects is admitted:
-	// while its namespace lacks agentgate-egress, the pod is denied (a retry succeeds once it is there).
-	EgressPresence EgressPresence
+	// NetworkPolicies, when set, is asked before a pod that a policy with network.manage selects is admitted:
+	// while its namespace lacks agentgate-egress the pod is denied (a retry succeeds once it is there), and
+	// while another NetworkPolicy there would let it reach more than the policy allows.
+	NetworkPolicies NetworkPolicyReader
 
 	// Logger receives the JSON audit events; JSON on stdout when nil.
 	Logger *slog.Logger

@@ -17,14 +17,15 @@ import (
 )
 
 // prepareNetwork readies what every replica needs for the network sandbox before the server is built: the
-// informer of agentgate's NetworkPolicies (pods in a managed namespace without one are denied) and the
+// informer of NetworkPolicies (pods in a managed namespace are denied while agentgate-egress is missing or
+// another NetworkPolicy widens it) and the
 // username agentgate writes as (the guard lets it, and admins, edit agentgate-egress).
 func prepareNetwork(ctx context.Context, client kubernetes.Interface, namespace string, opts *webhook.Options, log *slog.Logger) error {
-	managed, err := cluster.StartManagedNetworkPolicies(ctx, client)
+	managed, err := cluster.StartNetworkPolicyCache(ctx, client)
 	if err != nil {
 		return err
 	}
-	opts.EgressPresence = managed
+	opts.NetworkPolicies = managed
 	if opts.ReadyChecks == nil {
 		opts.ReadyChecks = map[string]func() error{}
 	}
