@@ -81,6 +81,9 @@ type podView struct {
 	// mayMountToken: the policy lets this pod carry a service-account token (automount not forced off, or the
 	// requester is in serviceAccountToken.allowServiceAccounts).
 	mayMountToken bool
+	// defaults are the resource defaults hardening fills (Set.Harden: the strictest of the selecting
+	// policies'); nil: the policy's own.
+	defaults *ResourceDefaults
 	// isTokenSecret is Namespace.IsTokenSecret: nil when the namespace's Secrets are unknown.
 	isTokenSecret func(name string) bool
 	// unknown are the pod spec's fields that agentgate's k8s.io/api does not know.

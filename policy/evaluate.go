@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -166,17 +167,54 @@ func (s *Set) evaluate(w *Workload, ns Namespace, rq Requester) Result {
 
 // Harden fills, in place, what every selecting policy forces and the workload leaves unset. It never changes
 // an explicit value and is idempotent. It reports whether anything changed.
+// Where several policies fill the same resource, the smallest of their defaults is filled
+// (strictestDefaults), whichever policy sorts first.
 func (s *Set) Harden(w *Workload, ns Namespace, rq Requester) bool {
-	changed := false
+	var buf [8]*Policy
+	selecting := buf[:0]
 	for _, p := range s.Policies {
-		if ok, _ := p.selects(w, ns, rq); !ok {
-			continue
+		if ok, _ := p.selects(w, ns, rq); ok {
+			selecting = append(selecting, p)
 		}
-		if p.harden(p.view(w, ns, rq, nil)) {
+	}
+	defaults := strictestDefaults(selecting)
+	changed := false
+	for _, p := range selecting {
+		pod := p.view(w, ns, rq, nil)
+		pod.defaults = defaults
+		if p.harden(pod) {
 			changed = true
 		}
 	}
 	return changed
+}
+
+// strictestDefaults is, per resource, the smallest resources.defaults request and limit among the policies;
+// nil when fewer than two select (each fills its own). Without it the policy that sorts first would fill its
+// own, so a policy added beside another, with larger defaults and a name sorting first, would make mutation
+// fill more than the other allows by default (within its max, but more): a loosening that no UPDATE guard sees.
+func strictestDefaults(ps []*Policy) *ResourceDefaults {
+	if len(ps) < 2 {
+		return nil
+	}
+	d := &ResourceDefaults{}
+	for _, p := range ps {
+		d.Requests = smallestInto(d.Requests, p.Spec.Resources.Defaults.Requests)
+		d.Limits = smallestInto(d.Limits, p.Spec.Resources.Defaults.Limits)
+	}
+	return d
+}
+
+func smallestInto(dst, src corev1.ResourceList) corev1.ResourceList {
+	for rn, q := range src {
+		if cur, ok := dst[rn]; !ok || q.Cmp(cur) < 0 {
+			if dst == nil {
+				dst = corev1.ResourceList{}
+			}
+			dst[rn] = q
+		}
+	}
+	return dst
 }
 
 // needsHardening says whether Harden would change anything, without copying or changing the workload. It

@@ -73,11 +73,15 @@ func (p *Policy) hardenPod(pod *podView, dry bool) bool {
 		changed = true
 	}
 	var shares corev1.ResourceList
+	defaults := p.Spec.Resources.Defaults
 	if !dry { // whether a request is filled does not depend on its value
 		shares = p.requestShares(pod)
+		if pod.defaults != nil {
+			defaults = *pod.defaults
+		}
 	}
 	for _, ca := range pod.containers {
-		if p.hardenContainer(ca, pod.windows, perContainerNonRoot, s.Resources, shares, dry) {
+		if p.hardenContainer(ca, pod.windows, perContainerNonRoot, defaults, s.Resources, shares, dry) {
 			if dry {
 				return true
 			}
@@ -102,7 +106,7 @@ func needsRoot(ca containerAt) bool {
 // hardenContainer fills one container's fields, except those of the checks an exemption relaxes for it.
 // nonRootHere: runAsNonRoot is forced per container rather than at pod level (a neighbour is exempt from it).
 // podLevel and shares: see fillResources.
-func (p *Policy) hardenContainer(ca containerAt, windows, nonRootHere bool, podLevel *corev1.ResourceRequirements, shares corev1.ResourceList, dry bool) bool {
+func (p *Policy) hardenContainer(ca containerAt, windows, nonRootHere bool, d ResourceDefaults, podLevel *corev1.ResourceRequirements, shares corev1.ResourceList, dry bool) bool {
 	c := ca.c
 	changed := false
 	sc := p.Spec.SecurityContext
@@ -149,7 +153,7 @@ func (p *Policy) hardenContainer(ca containerAt, windows, nonRootHere bool, podL
 		}
 	}
 	if ca.field != "ephemeralContainers" && !ca.relaxes("resources") { // the API forbids resources on ephemeral containers
-		if p.fillResources(&c.Resources, podLevel, shares, dry) {
+		if p.fillResources(d, &c.Resources, podLevel, shares, dry) {
 			changed = true
 		}
 	}
@@ -169,7 +173,7 @@ func dropsAll(c *corev1.Container) bool {
 // request > limit (an invalid object): a request above the default limit raises that limit to the request
 // (the max check still bounds it), and a default request above an explicit limit is lowered to the limit.
 func (p *Policy) hardenResources(r *corev1.ResourceRequirements) bool {
-	return p.fillResources(r, nil, nil, false)
+	return p.fillResources(p.Spec.Resources.Defaults, r, nil, nil, false)
 }
 
 // fillResources is hardenResources for one container of a pod whose pod-level resources are podLevel (nil:
@@ -181,8 +185,7 @@ func (p *Policy) hardenResources(r *corev1.ResourceRequirements) bool {
 //     shares[rn], so that the containers' requests cannot add up above the pod-level one.
 //
 // With dry set it changes nothing and reports whether it would change anything.
-func (p *Policy) fillResources(r, podLevel *corev1.ResourceRequirements, shares corev1.ResourceList, dry bool) bool {
-	d := p.Spec.Resources.Defaults
+func (p *Policy) fillResources(d ResourceDefaults, r, podLevel *corev1.ResourceRequirements, shares corev1.ResourceList, dry bool) bool {
 	changed := false
 	for _, rn := range p.resources.requiredLimits {
 		if _, ok := r.Limits[rn]; ok || podLimitSets(podLevel, rn) {

@@ -577,3 +577,54 @@ func assertNoLinuxOnlyFields(t *testing.T, h *Workload) {
 		t.Error("platform-neutral hardening (resources, automount) missing")
 	}
 }
+
+// TestHardenStrictestDefaults: where two policies fill the same resource, the smaller default is filled,
+// whichever name sorts first; a policy added with larger defaults cannot make mutation fill more.
+func TestHardenStrictestDefaults(t *testing.T) {
+	named := func(name, cpuReq, cpuLim, memLim string) *Policy {
+		return policyFromDefault(t, func(ap *AgentPolicy) {
+			ap.Metadata.Name = name
+			ap.Spec.Resources.Defaults = ResourceDefaults{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpuReq)},
+				Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpuLim), corev1.ResourceMemory: resource.MustParse(memLim)},
+			}
+		})
+	}
+	const pod = `apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: agents}
+spec:
+  containers: [{name: a, image: registry.corp.example/agents/a:1}]
+`
+	strict := named("zz-strict", "100m", "1", "512Mi")
+	for _, tc := range []struct {
+		name   string
+		loose  *Policy
+		cpuLim string
+		memLim string
+		cpuReq string
+	}{
+		{"larger defaults sorting first", named("aa-loose", "2", "4", "8Gi"), "1", "512Mi", "100m"},
+		{"larger defaults sorting last", named("zzz-loose", "2", "4", "8Gi"), "1", "512Mi", "100m"},
+		{"smaller on one resource only", named("aa-mixed", "50m", "4", "256Mi"), "1", "256Mi", "50m"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set := NewSet(strict, tc.loose)
+			w, _ := workloadFromYAML(t, pod)
+			h := hardenTwice(t, set, w)
+			r := h.Spec.Containers[0].Resources
+			if got := r.Limits[corev1.ResourceCPU]; got.Cmp(resource.MustParse(tc.cpuLim)) != 0 {
+				t.Errorf("cpu limit %s, want %s", got.String(), tc.cpuLim)
+			}
+			if got := r.Limits[corev1.ResourceMemory]; got.Cmp(resource.MustParse(tc.memLim)) != 0 {
+				t.Errorf("memory limit %s, want %s", got.String(), tc.memLim)
+			}
+			if got := r.Requests[corev1.ResourceCPU]; got.Cmp(resource.MustParse(tc.cpuReq)) != 0 {
+				t.Errorf("cpu request %s, want %s", got.String(), tc.cpuReq)
+			}
+			if res := set.evaluate(h, testNS, Requester{}); !res.Allowed() {
+				t.Errorf("the hardened pod is denied: %v", violationKeys(res.Violations))
+			}
+		})
+	}
+}
