@@ -231,7 +231,7 @@ func TestChartTunedValues(t *testing.T) {
 	}
 	args := fmt.Sprint(container["args"])
 	for _, want := range []string{"--shutdown-delay=10s", "--admin-groups=platform-admins,system:masters", "--tls-min-version=1.2",
-		"--log-level=debug", "--digest-timeout=3s", "--cert-dir=/var/run/agentgate/certs"} {
+		"--log-level=debug", "--audit-interval=15m", "--policy-reports=false", "--digest-timeout=3s", "--cert-dir=/var/run/agentgate/certs"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args %s lack %s", args, want)
 		}

@@ -17,8 +17,9 @@ import (
 const DefaultAuditMaxEvents = 100
 
 // BackgroundAudit judges the cached running pods by the policies in force, on a schedule and after each
-// policy change, and reports by metrics and log events only: no object per pod or per run is written (peers'
-// per-resource reports have filled etcd). Run it on one replica at a time (RunAsLeader, lease agentgate-audit).
+// policy change, and reports by metrics, log events and, where the CRD is served, one PolicyReport per agent
+// namespace: no object per pod or per run is written (peers' per-resource reports have filled etcd). Run it on
+// one replica at a time (RunAsLeader, lease agentgate-audit).
 type BackgroundAudit struct {
 	// Pods are the running pods (the pod cache); Run waits until it has synced.
 	Pods *PodCache
@@ -31,6 +32,8 @@ type BackgroundAudit struct {
 	Interval  time.Duration
 	MaxEvents int // DefaultAuditMaxEvents when 0
 	Logger    *slog.Logger
+	// Reports, when set, writes each run's findings as PolicyReports while the API server serves them.
+	Reports *PolicyReports
 
 	violations *prometheus.GaugeVec
 	lastRun    prometheus.Gauge
@@ -40,6 +43,9 @@ type BackgroundAudit struct {
 type AuditSummary struct {
 	Judged, Violating, Unjudged int
 	Elapsed                     time.Duration
+	// Reports is what the PolicyReport writer did; ReportsSkipped says why it did nothing ("" when it ran).
+	Reports        ReportWrites
+	ReportsSkipped string
 }
 
 // Register adds the audit's metrics to reg; call it once, before Run.
@@ -83,7 +89,7 @@ func (a *BackgroundAudit) Run(ctx context.Context) {
 	}
 	for {
 		set, replaced := a.Policies()
-		a.judge(set)
+		a.judge(ctx, set)
 		select {
 		case <-ctx.Done():
 			return
@@ -96,12 +102,12 @@ func (a *BackgroundAudit) Run(ctx context.Context) {
 // RunOnce judges every cached running pod that some policy selects, in (namespace, name) order, sets the
 // metrics and logs one audit.violation per failing pod (at most MaxEvents, then one audit.truncated), and
 // audit.completed.
-func (a *BackgroundAudit) RunOnce() AuditSummary {
+func (a *BackgroundAudit) RunOnce(ctx context.Context) AuditSummary {
 	set, _ := a.Policies()
-	return a.judge(set)
+	return a.judge(ctx, set)
 }
 
-func (a *BackgroundAudit) judge(set *policy.Set) AuditSummary {
+func (a *BackgroundAudit) judge(ctx context.Context, set *policy.Set) AuditSummary {
 	start := time.Now()
 	log := a.Logger
 	if log == nil {
@@ -115,6 +121,7 @@ func (a *BackgroundAudit) judge(set *policy.Set) AuditSummary {
 	SortPods(pods)
 	namespaces := map[string]policy.Namespace{}
 	counts := map[[2]string]int{}
+	findings := map[string]NamespaceFindings{}
 	var sum AuditSummary
 	unlogged := 0
 	for _, sp := range pods {
@@ -136,6 +143,10 @@ func (a *BackgroundAudit) judge(set *policy.Set) AuditSummary {
 			log.Warn("pod not judged", "event", "audit.unjudged", "namespace", sp.Namespace, "pod", sp.Name, "error", err.Error())
 			continue
 		}
+		f := findings[sp.Namespace]
+		f.Pass += passingPolicies(res)
+		f.Results = append(f.Results, podResults(sp, res.Violations)...)
+		findings[sp.Namespace] = f
 		if len(res.Violations) == 0 {
 			continue
 		}
@@ -162,6 +173,7 @@ func (a *BackgroundAudit) judge(set *policy.Set) AuditSummary {
 		log.Warn("more running pods fail their policies: not logged one by one", "event", "audit.truncated",
 			"unlogged", unlogged, "max_events", maxEvents)
 	}
+	sum.Reports, sum.ReportsSkipped = a.writeReports(ctx, findings, log)
 	sum.Elapsed = time.Since(start)
 	if a.violations != nil {
 		a.violations.Reset()
@@ -173,4 +185,38 @@ func (a *BackgroundAudit) judge(set *policy.Set) AuditSummary {
 	log.Info("background audit done", "event", "audit.completed", "judged", sum.Judged, "violating", sum.Violating,
 		"unjudged", sum.Unjudged, "duration", sum.Elapsed.Seconds())
 	return sum
+}
+
+// passingPolicies counts the policies that selected the pod and found nothing.
+func passingPolicies(res policy.Result) int {
+	n := 0
+	for _, p := range res.Matched {
+		if !slices.ContainsFunc(res.Violations, func(v policy.Violation) bool { return v.Policy == p }) {
+			n++
+		}
+	}
+	return n
+}
+
+// writeReports writes the run's PolicyReports when a writer is set and the CRD is served; a failure is
+// logged (audit.reports_failed) and retried by the next run, never fatal to the audit.
+func (a *BackgroundAudit) writeReports(ctx context.Context, findings map[string]NamespaceFindings, log *slog.Logger) (ReportWrites, string) {
+	if a.Reports == nil {
+		return ReportWrites{}, "no writer"
+	}
+	ok, err := a.Reports.Available()
+	if err != nil {
+		log.Warn("PolicyReports not written: discovery failed", "event", "audit.reports_failed", "error", err.Error())
+		return ReportWrites{}, "discovery failed"
+	}
+	if !ok {
+		return ReportWrites{}, "wgpolicyk8s.io/v1alpha2 PolicyReport not served"
+	}
+	w, err := a.Reports.Write(ctx, findings, time.Now())
+	if err != nil {
+		log.Warn("PolicyReports not all written", "event", "audit.reports_failed", "error", err.Error())
+	}
+	log.Info("PolicyReports written", "event", "audit.reports", "created", w.Created, "updated", w.Updated,
+		"deleted", w.Deleted, "unchanged", w.Unchanged)
+	return w, ""
 }

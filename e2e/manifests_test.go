@@ -99,7 +99,15 @@ func TestServiceAccountHasLeastPrivilege(t *testing.T) {
 		{authorizationv1.ResourceAttributes{Verb: "watch", Group: "networking.k8s.io", Resource: "networkpolicies"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-network"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "get", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-network"}, true},
+		// The background audit's PolicyReports: list everywhere, create, and update or delete its own by name.
+		{authorizationv1.ResourceAttributes{Verb: "list", Group: "wgpolicyk8s.io", Resource: "policyreports"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a", Name: "agentgate"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a", Name: "agentgate"}, true},
 		// and nothing more:
+		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a", Name: "kyverno-report"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a", Name: "other"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: "wgpolicyk8s.io", Resource: "clusterpolicyreports"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "log", Namespace: "default", Name: "x"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "someone-elses"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: systemNamespace, Name: "agentgate-audit"}, false},

@@ -485,7 +485,7 @@ func backgroundAuditFamilies(t *testing.T) map[string]dto.MetricType {
 	if err := a.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	if sum := a.RunOnce(); sum.Violating != 1 {
+	if sum := a.RunOnce(t.Context()); sum.Violating != 1 {
 		t.Fatalf("background audit: %+v, want the pod violating", sum)
 	}
 	mfs, err := reg.Gather()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
@@ -67,6 +68,7 @@ type serveFlags struct {
 	adminGroups      repeatedFlag
 	podTemplateKinds podTemplateKindFlag
 	auditInterval    time.Duration
+	policyReports    bool
 
 	// Validated forms of the flags above, set by parseServeFlags.
 	level          slog.Level
@@ -114,6 +116,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "keep serving this long after SIGTERM with /readyz failing, so endpoints drop this replica first")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.digestTimeout, "digest-timeout", webhook.DefaultDigestTimeout, "how long resolving one image tag to a digest may take (policies with images.pinDigests)")
+	fs.BoolVar(&f.policyReports, "policy-reports", true, "with the background audit: write its findings as one wgpolicyk8s.io/v1alpha2 PolicyReport per agent namespace (named agentgate), while the API server serves that CRD")
 	fs.DurationVar(&f.auditInterval, "audit-interval", time.Hour, "with a cluster and --namespace: how often the background audit judges the running agent pods (also after each policy change; one replica at a time, lease agentgate-audit); 0 disables it")
 	fs.DurationVar(&f.policyPollPeriod, "policy-poll-interval", 250*time.Millisecond, "how often --policy-file files are re-read")
 	fs.Var(&f.podTemplateKinds, "pod-template-kind", podTemplateKindUsage)
@@ -236,9 +239,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	opts.DigestResolver = digests
 
 	var client kubernetes.Interface
+	var reports *cluster.PolicyReports
 	if f.kubeconfig != "" || f.watchConfigMaps || f.certSecret != "" {
 		var code int
-		if client, code = connectCluster(ctx, f, &opts, log, stderr); code != 0 {
+		if client, reports, code = connectCluster(ctx, f, &opts, log, stderr); code != 0 {
 			return code
 		}
 	}
@@ -252,7 +256,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	}
 	var audit *cluster.BackgroundAudit
 	if pods, ok := opts.Pods.(*cluster.PodCache); ok && f.auditInterval > 0 {
-		audit = &cluster.BackgroundAudit{Pods: pods, NamespaceLabels: opts.Namespaces.Labels, Interval: f.auditInterval, Logger: log}
+		audit = &cluster.BackgroundAudit{Pods: pods, NamespaceLabels: opts.Namespaces.Labels, Interval: f.auditInterval, Logger: log, Reports: reports}
 		if err := audit.Register(opts.Registry); err != nil {
 			fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
 			return 2
@@ -434,14 +438,15 @@ func servingCertificate(ctx context.Context, f *serveFlags, reg prometheus.Regis
 }
 
 // connectCluster adds the namespace-label and service-account token Secret informers and, with --watch-configmaps, the policy ConfigMaps, and
-// returns the client (--cert-secret's rotator uses it too). A nil client comes with the exit code.
-func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, log *slog.Logger, stderr io.Writer) (kubernetes.Interface, int) {
+// returns the client (--cert-secret's rotator uses it too) and, with --policy-reports, the background audit's
+// PolicyReport writer. A nil client comes with the exit code.
+func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, log *slog.Logger, stderr io.Writer) (kubernetes.Interface, *cluster.PolicyReports, int) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = f.kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
 		fmt.Fprintf(stderr, "agentgate serve: no cluster configuration (--kubeconfig, in-cluster, $KUBECONFIG): %v\n", err)
-		return nil, 2
+		return nil, nil, 2
 	}
 	cfg.UserAgent = "agentgate/" + version
 	// client-go's default of 5 requests/s (burst 10) queues requests client-side: the certificate rotator re-reads
@@ -454,18 +459,18 @@ func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, l
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
-		return nil, 2
+		return nil, nil, 2
 	}
 	nsInf, err := webhook.StartNamespaceInformer(ctx, client)
 	if err != nil {
 		fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
-		return nil, 1
+		return nil, nil, 1
 	}
 	opts.Namespaces = nsInf
 	mc, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
-		return nil, 2
+		return nil, nil, 2
 	}
 	tokens := webhook.StartTokenSecretInformer(ctx, mc)
 	opts.TokenSecrets = tokens
@@ -474,7 +479,7 @@ func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, l
 	pods, err := cluster.StartPodCache(ctx, client)
 	if err != nil {
 		fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
-		return nil, 1
+		return nil, nil, 1
 	}
 	opts.Pods = pods
 	opts.ReadyChecks = map[string]func() error{"namespaces": nsInf.Ready, "token-secrets": tokens.Ready, "pods": pods.Ready}
@@ -482,14 +487,23 @@ func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, l
 		ns := serveNamespace(f)
 		if ns == "" {
 			fmt.Fprintln(stderr, "agentgate serve: --watch-configmaps needs --namespace (or $POD_NAMESPACE)")
-			return nil, 2
+			return nil, nil, 2
 		}
 		opts.Sources = append(opts.Sources, &webhook.ConfigMapSource{Client: client, Namespace: ns})
 		opts.PolicyNamespace = ns
 		log.Info("watching policy ConfigMaps", "event", "policy.watch", "namespace", ns, "selector", policy.ConfigMapSelector)
 	}
+	var reports *cluster.PolicyReports
+	if f.policyReports {
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
+			return nil, nil, 2
+		}
+		reports = &cluster.PolicyReports{Client: dyn, Discovery: client.Discovery()}
+	}
 	log.Info("namespace labels from the cluster", "event", "cluster.connected", "host", cfg.Host)
-	return client, 0
+	return client, reports, 0
 }
 
 // serveNamespace is agentgate's own namespace: --namespace, $POD_NAMESPACE, then the service account's.

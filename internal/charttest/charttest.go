@@ -341,6 +341,8 @@ server:
   adminGroups: [platform-admins, system:masters]
   tlsMinVersion: "1.2"
   logLevel: debug
+  auditInterval: 15m
+  policyReports: false
   extraArgs: [--digest-timeout=3s]
 certificates:
   mode: cert-manager
