@@ -26,8 +26,8 @@ type BackgroundAudit struct {
 	// Policies returns the set in force and a channel closed once a newer one is (webhook.Snapshot.Replaced),
 	// as NetworkOptions.Policies does.
 	Policies func() (*policy.Set, <-chan struct{})
-	// NamespaceLabels gives a namespace's labels, nil when unknown (the strict side: selected).
-	NamespaceLabels func(string) map[string]string
+	// Namespaces says what the policies know of each namespace (labels, token Secrets).
+	Namespaces Namespaces
 	// Interval between runs without a change; 0: only after changes.
 	Interval  time.Duration
 	MaxEvents int // DefaultAuditMaxEvents when 0
@@ -127,10 +127,7 @@ func (a *BackgroundAudit) judge(ctx context.Context, set *policy.Set) AuditSumma
 	for _, sp := range pods {
 		ns, ok := namespaces[sp.Namespace]
 		if !ok {
-			ns = policy.Namespace{Name: sp.Namespace}
-			if a.NamespaceLabels != nil {
-				ns.Labels = a.NamespaceLabels(sp.Namespace)
-			}
+			ns = a.Namespaces.Of(sp.Namespace)
 			namespaces[sp.Namespace] = ns
 		}
 		if !slices.ContainsFunc(set.Policies, func(p *policy.Policy) bool { return p.SelectsPodMeta(ns, sp.Labels) }) {

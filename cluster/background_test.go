@@ -64,8 +64,8 @@ func TestBackgroundAudit(t *testing.T) {
 	logs := &agtest.LogBuffer{}
 	a := &BackgroundAudit{
 		Pods: pods, Policies: source, MaxEvents: 2,
-		NamespaceLabels: labelsOf(map[string]map[string]string{"agents": agentNS, "plain": {}}),
-		Logger:          slog.New(slog.NewJSONHandler(logs, nil)),
+		Namespaces: Namespaces{Labels: labelsOf(map[string]map[string]string{"agents": agentNS, "plain": {}})},
+		Logger:     slog.New(slog.NewJSONHandler(logs, nil)),
 	}
 	reg := prometheus.NewRegistry()
 	if err := a.Register(reg); err != nil {

@@ -58,12 +58,12 @@ func TestPolicyReports(t *testing.T) {
 	a := &BackgroundAudit{Pods: pods, Policies: func() (*policy.Set, <-chan struct{}) { return set, nil },
 		Reports: reports,
 		// Other tests' namespaces share this API server: known, unselected labels keep them out.
-		NamespaceLabels: func(name string) map[string]string {
+		Namespaces: Namespaces{Labels: func(name string) map[string]string {
 			if name == ns {
 				return agentNS
 			}
 			return map[string]string{}
-		}}
+		}}}
 
 	if sum := a.RunOnce(ctx); sum.ReportsSkipped != "wgpolicyk8s.io/v1alpha2 PolicyReport not served" || sum.Violating != 1 {
 		t.Fatalf("before the CRD: %+v", sum)

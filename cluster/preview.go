@@ -64,13 +64,33 @@ type PreviewResult struct {
 	Elapsed time.Duration
 }
 
+// Namespaces is what the policies know of a namespace outside a review (the preview, the background audit):
+// its labels (nil when unknown: every selector matches, the strict side) and which of its Secrets hold
+// service-account tokens (nil when unknown: references to Secrets are not judged).
+type Namespaces struct {
+	Labels        func(namespace string) map[string]string
+	IsTokenSecret func(namespace, secret string) bool
+}
+
+// Of is the policy.Namespace of name.
+func (n Namespaces) Of(name string) policy.Namespace {
+	ns := policy.Namespace{Name: name}
+	if n.Labels != nil {
+		ns.Labels = n.Labels(name)
+	}
+	if n.IsTokenSecret != nil {
+		ns.IsTokenSecret = func(secret string) bool { return n.IsTokenSecret(name, secret) }
+	}
+	return ns
+}
+
 // Preview judges the running pods that p selects, by p alone: the warning names p, so it counts what p
 // refuses; what the other policies in force refuse is no effect of this change, and every policy is
 // satisfied separately, so judging p with the others would only add their findings to p's name. pods need
 // not be sorted (Preview sorts a copy). nsLabels gives a namespace's labels, nil when unknown (the strict
 // side: selected). At most limit pods are judged (0: no limit), and none is started after deadline (zero: no
 // deadline), so that the cost is bounded whatever the cluster holds.
-func Preview(p *policy.Policy, pods []*StoredPod, nsLabels func(string) map[string]string, limit int, deadline time.Time) PreviewResult {
+func Preview(p *policy.Policy, pods []*StoredPod, known Namespaces, limit int, deadline time.Time) PreviewResult {
 	start := time.Now()
 	res := PreviewResult{Policy: p.Name, Mode: p.Spec.Mode}
 	set := policy.NewSet(p)
@@ -79,11 +99,7 @@ func Preview(p *policy.Policy, pods []*StoredPod, nsLabels func(string) map[stri
 	for _, sp := range pods {
 		ns, ok := namespaces[sp.Namespace]
 		if !ok {
-			var labels map[string]string
-			if nsLabels != nil {
-				labels = nsLabels(sp.Namespace)
-			}
-			ns = policy.Namespace{Name: sp.Namespace, Labels: labels}
+			ns = known.Of(sp.Namespace)
 			namespaces[sp.Namespace] = ns
 		}
 		if p.SelectsPodMeta(ns, sp.Labels) {

@@ -22,7 +22,7 @@ func BenchmarkPreview(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("pods=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				r := Preview(p, pods, labelsOf(labels), 0, time.Time{})
+				r := Preview(p, pods, Namespaces{Labels: labelsOf(labels)}, 0, time.Time{})
 				if len(r.Findings) != n {
 					b.Fatalf("%d findings, want %d", len(r.Findings), n)
 				}

@@ -127,7 +127,7 @@ func TestPreview(t *testing.T) {
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := Preview(c.policy, c.pods, nsLabels, c.limit, c.deadline).Warnings()
+			got := Preview(c.policy, c.pods, Namespaces{Labels: nsLabels}, c.limit, c.deadline).Warnings()
 			if !slices.Equal(got, c.want) {
 				t.Errorf("warnings:\n got %q\nwant %q", got, c.want)
 			}
@@ -137,7 +137,7 @@ func TestPreview(t *testing.T) {
 
 func TestPreviewDeadlineStopsAndSaysSo(t *testing.T) {
 	pods := []*StoredPod{storedAgentPod(t, "agents-a", "a", nil)}
-	r := Preview(parsePolicy(t), pods, labelsOf(map[string]map[string]string{"agents-a": agentNS}), 0, time.Now().Add(-time.Second))
+	r := Preview(parsePolicy(t), pods, Namespaces{Labels: labelsOf(map[string]map[string]string{"agents-a": agentNS})}, 0, time.Now().Add(-time.Second))
 	if !r.TimedOut || r.Checked != 0 || r.Selected != 1 {
 		t.Fatalf("TimedOut %v, Checked %d, Selected %d: want true, 0, 1", r.TimedOut, r.Checked, r.Selected)
 	}
@@ -162,9 +162,9 @@ func TestPreviewOrderAndLineLength(t *testing.T) {
 		}))
 	}
 	labels := labelsOf(map[string]map[string]string{long: agentNS})
-	want := Preview(p, pods, labels, 0, time.Time{}).Warnings()
+	want := Preview(p, pods, Namespaces{Labels: labels}, 0, time.Time{}).Warnings()
 	rand.Shuffle(len(pods), func(i, j int) { pods[i], pods[j] = pods[j], pods[i] })
-	got := Preview(p, pods, labels, 0, time.Time{}).Warnings()
+	got := Preview(p, pods, Namespaces{Labels: labels}, 0, time.Time{}).Warnings()
 	if !slices.Equal(got, want) {
 		t.Fatalf("order of the cache changed the warnings:\n%q\n%q", got, want)
 	}
@@ -203,5 +203,23 @@ func TestPreviewFailedWarning(t *testing.T) {
 	got := PreviewFailed("agents", "pod cache not synced yet")
 	if !slices.Equal(got, []string{`policy "agents": preview of its effect on running agent pods not run: pod cache not synced yet`}) {
 		t.Errorf("%q", got)
+	}
+}
+
+// TestPreviewKnowsTokenSecrets: outside a review the pods are judged with what the caches know of their
+// namespace, token Secrets included: a running pod reading one is found once the Secret's type is known.
+func TestPreviewKnowsTokenSecrets(t *testing.T) {
+	pods := []*StoredPod{storedAgentPod(t, "agents-a", "reader", func(pod *corev1.Pod) {
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "cfg", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "ci-settings"}}})
+		pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "cfg", MountPath: "/cfg"})
+	})}
+	labels := labelsOf(map[string]map[string]string{"agents-a": agentNS})
+	if r := Preview(parsePolicy(t), pods, Namespaces{Labels: labels}, 0, time.Time{}); len(r.Findings) != 0 {
+		t.Fatalf("Secrets unknown: findings %+v", r.Findings)
+	}
+	tokens := func(ns, secret string) bool { return ns == "agents-a" && secret == "ci-settings" }
+	r := Preview(parsePolicy(t), pods, Namespaces{Labels: labels, IsTokenSecret: tokens}, 0, time.Time{})
+	if len(r.Findings) != 1 || !slices.Equal(r.Findings[0].Checks, []string{"serviceAccountTokenSecrets"}) {
+		t.Fatalf("findings %+v, want the reader failing serviceAccountTokenSecrets", r.Findings)
 	}
 }

@@ -55,11 +55,7 @@ func (s *Server) previewPolicy(ctx context.Context, p *policy.Policy) (warnings 
 			deadline = share
 		}
 	}
-	var labels func(string) map[string]string
-	if s.opts.Namespaces != nil {
-		labels = s.opts.Namespaces.Labels
-	}
-	r := cluster.Preview(p, pods.Running(""), labels, PreviewMaxPods, deadline)
+	r := cluster.Preview(p, pods.Running(""), s.knownNamespaces(), PreviewMaxPods, deadline)
 	return r.Warnings(), fmt.Sprintf("; preview: %d of %d running agent pods fail it (%d checked in %s)", len(r.Findings), r.Selected, r.Checked, r.Elapsed.Round(time.Millisecond))
 }
 
@@ -70,4 +66,16 @@ func requestContext(ctx context.Context, rawTimeout string) (context.Context, co
 		return context.WithTimeout(ctx, t)
 	}
 	return ctx, func() {}
+}
+
+// knownNamespaces is what the server's caches know of namespaces, for judging outside a review (no live read).
+func (s *Server) knownNamespaces() cluster.Namespaces {
+	var n cluster.Namespaces
+	if s.opts.Namespaces != nil {
+		n.Labels = s.opts.Namespaces.Labels
+	}
+	if s.opts.TokenSecrets != nil {
+		n.IsTokenSecret = s.opts.TokenSecrets.IsTokenSecret
+	}
+	return n
 }

@@ -256,7 +256,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	}
 	var audit *cluster.BackgroundAudit
 	if pods, ok := opts.Pods.(*cluster.PodCache); ok && f.auditInterval > 0 {
-		audit = &cluster.BackgroundAudit{Pods: pods, NamespaceLabels: opts.Namespaces.Labels, Interval: f.auditInterval, Logger: log, Reports: reports}
+		audit = &cluster.BackgroundAudit{Pods: pods, Namespaces: cluster.Namespaces{Labels: opts.Namespaces.Labels}, Interval: f.auditInterval, Logger: log, Reports: reports}
+		if opts.TokenSecrets != nil {
+			audit.Namespaces.IsTokenSecret = opts.TokenSecrets.IsTokenSecret
+		}
 		if err := audit.Register(opts.Registry); err != nil {
 			fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
 			return 2
