@@ -171,16 +171,22 @@ func (s *Server) validate(ctx context.Context, rv review) decision {
 	if d, missing := s.egressNotInPlace(req, gk, w, snap.Set, ns); missing {
 		return d.with(about)
 	}
-	res := snap.Set.Judge(w, ns, requester(req))
-	about.generation, about.judged = snap.Generation, &res
+	about.generation = snap.Generation
+	return s.answerJudged(rv, gk, w.Kind, snap.Set.Judge(w, ns, requester(req)), about)
+}
+
+// answerJudged counts a judged object's exemptions (each logged as admission.exempted) and violations, and
+// answers with its verdict; the decision carries the result for the review's event.
+func (s *Server) answerJudged(rv review, gk schema.GroupKind, kind string, res policy.Result, about audit) decision {
+	about.judged = &res
 	for _, ex := range res.Exemptions {
 		s.metrics.exemptions.WithLabelValues(ex.Policy, ex.Reason).Inc()
 		rv.exempted(s.log, about.object, ex)
 	}
 	for _, v := range res.Violations {
-		s.metrics.violations.WithLabelValues(v.Policy, v.Check, string(v.Mode), w.Kind).Inc()
+		s.metrics.violations.WithLabelValues(v.Policy, v.Check, string(v.Mode), kind).Inc()
 	}
-	return verdict(gk, w.Kind, about.object, res).with(about)
+	return verdict(gk, kind, about.object, res).with(about)
 }
 
 // judgedSubResource: the main resource, and the Pod subresources that change containers. Others (status,

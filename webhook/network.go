@@ -62,17 +62,14 @@ func (s *Server) validateNetworkPolicy(ctx context.Context, rv review) decision 
 	snap := s.store.Snapshot()
 	ns, nsNote := s.namespace(ctx, rv, about.object, snap.Set)
 	res := snap.Set.JudgeNetworkPolicy(np, ns)
-	about.note, about.generation, about.judged = nsNote, snap.Generation, &res
-	for _, v := range res.Violations {
-		s.metrics.violations.WithLabelValues(v.Policy, v.Check, string(v.Mode), networkPolicyGK.Kind).Inc()
-	}
-	d = verdict(networkPolicyGK, networkPolicyGK.Kind, about.object, res)
+	about.note, about.generation = nsNote, snap.Generation
+	d = s.answerJudged(rv, networkPolicyGK, networkPolicyGK.Kind, res, about)
 	if d.result == resultDenied {
 		s.log.Warn("NetworkPolicy denied: it would let agent pods reach more than the policy allows", "event", "network.denied",
 			"namespace", req.Namespace, "name", about.object, "user", req.UserInfo.Username, "policies", res.Matched,
 			"violations", len(res.ByMode(policy.ModeEnforce)))
 	}
-	return d.with(about)
+	return d
 }
 
 func decodeNetworkPolicy(req *admissionv1.AdmissionRequest, what string, raw []byte) (*networkingv1.NetworkPolicy, decision, bool) {

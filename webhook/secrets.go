@@ -44,14 +44,6 @@ func (s *Server) validateSecret(ctx context.Context, rv review) decision {
 	}
 	snap := s.store.Snapshot()
 	ns, nsNote := s.namespace(ctx, rv, about.object, snap.Set)
-	res := snap.Set.JudgeTokenSecret(secret, ns, requester(req))
-	about.note, about.generation, about.judged = nsNote, snap.Generation, &res
-	for _, ex := range res.Exemptions {
-		s.metrics.exemptions.WithLabelValues(ex.Policy, ex.Reason).Inc()
-		rv.exempted(s.log, about.object, ex)
-	}
-	for _, v := range res.Violations {
-		s.metrics.violations.WithLabelValues(v.Policy, v.Check, string(v.Mode), secretGK.Kind).Inc()
-	}
-	return verdict(secretGK, secretGK.Kind, about.object, res).with(about)
+	about.note, about.generation = nsNote, snap.Generation
+	return s.answerJudged(rv, secretGK, secretGK.Kind, snap.Set.JudgeTokenSecret(secret, ns, requester(req)), about)
 }
