@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -67,6 +69,7 @@ func itemOf(r checklistReport, id string) checklistItem {
 type checklistSetup struct {
 	system, agents, policyYAML string
 	args                       []string
+	savedValidating            *admissionregistrationv1.ValidatingWebhookConfiguration
 }
 
 func (c *checklistSetup) run(t *testing.T) (int, checklistReport) {
@@ -230,6 +233,9 @@ func TestChecklistEachItemFailsOnItsOwn(t *testing.T) {
 				c.putPolicy(t, strings.Replace(c.policyYAML, "  mode: enforce", "  mode: warn", 1))
 			},
 			func(t *testing.T) { c.putPolicy(t, c.policyYAML) }},
+		{"sandbox", "no webhook with failurePolicy Fail sees UPDATE pods/resize in agent namespace " + c.agents,
+			func(t *testing.T) { c.editValidating(t, "pods/resize") },
+			func(t *testing.T) { c.editValidating(t, "") }},
 		{"resources", "policy agents: spec.resources.max.cpu is not set",
 			func(t *testing.T) {
 				c.putPolicy(t, strings.Replace(c.policyYAML, "    max: {cpu: \"4\", memory: 8Gi}\n", "", 1))
@@ -310,6 +316,35 @@ func TestChecklistEachItemFailsOnItsOwn(t *testing.T) {
 	}
 	if _, r := c.run(t); fmt.Sprint(statuses(r)) != fmt.Sprint(before) {
 		t.Errorf("after restoring: %v, want %v", statuses(r), before)
+	}
+}
+
+// editValidating removes resource from every rule of agentgate's e2e ValidatingWebhookConfiguration, or with
+// "" puts back what it removed.
+func (c *checklistSetup) editValidating(t *testing.T, resource string) {
+	t.Helper()
+	ctx := context.Background()
+	vwcs := env.client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	cur, err := vwcs.Get(ctx, e2eWebhookName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resource == "" {
+		c.savedValidating.ResourceVersion = cur.ResourceVersion
+		if _, err := vwcs.Update(ctx, c.savedValidating, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	c.savedValidating = cur.DeepCopy()
+	for i := range cur.Webhooks {
+		for j := range cur.Webhooks[i].Rules {
+			r := &cur.Webhooks[i].Rules[j]
+			r.Resources = slices.DeleteFunc(r.Resources, func(s string) bool { return s == resource })
+		}
+	}
+	if _, err := vwcs.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 

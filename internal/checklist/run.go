@@ -44,7 +44,7 @@ type Options struct {
 var remedies = map[string]string{
 	"tls":        "install agentgate's webhook configurations (manifests/base/webhooks.yaml) with a caBundle that verifies the serving certificate; serve TLS 1.3; renew a certificate expiring within 30 days (agentgate serve --cert-secret rotates it)",
 	"token":      "keep spec.serviceAccountToken.automount false in the policies and recreate the listed pods; remove the RoleBindings/ClusterRoleBindings granting the listed permissions to the agent namespaces' service accounts (kubectl auth can-i --list --as=system:serviceaccount:NS:default)",
-	"sandbox":    "set failurePolicy: Fail on agentgate's pod webhooks, spec.mode: enforce in every policy, and fix or delete the listed pods (agentgate audit lists their violations)",
+	"sandbox":    "set failurePolicy: Fail on agentgate's pod webhooks, route every request listed as unseen (manifests/base/webhooks.yaml has them all), set spec.mode: enforce in every policy, and fix or delete the listed pods (agentgate audit lists their violations)",
 	"resources":  "set spec.resources.defaults.limits and spec.resources.max (cpu and memory) in every policy, and recreate the listed pods so that limits are filled",
 	"commands":   "set spec.commands.blocked (or spec.commands.allowed) and spec.exec.mode deny or audit in every policy",
 	"network":    "create NetworkPolicy agentgate-egress (policyTypes [Egress]) in every agent namespace, blocking 169.254.0.0/16, and remove egress rules reaching it",
@@ -440,6 +440,9 @@ func (s *state) sandbox(ctx context.Context, b *builder) {
 		if len(s.namespaces) > 0 {
 			b.pass("webhooks judge pod creation in the %d agent namespaces", len(s.namespaces))
 		}
+		if v != nil {
+			s.sideDoors(b, all)
+		}
 		denied := 0
 		n := s.eachPod(b, func(ns string, pod *corev1.Pod) {
 			res := s.judgePod(ns, pod)
@@ -455,6 +458,81 @@ func (s *state) sandbox(ctx context.Context, b *builder) {
 			b.pass("%d running agent pods admitted by the current policies", n)
 		}
 	}
+}
+
+// sideDoor is a request besides pod creation that agentgate must see in agent namespaces, with what passes
+// unjudged while no webhook sends it.
+type sideDoor struct {
+	group, resource string
+	op              admissionregistrationv1.OperationType
+	unjudged        string
+}
+
+// sideDoors are the webhook rules of manifests/base/webhooks.yaml that close a way around a check (the rules on
+// pod-making kinds only judge earlier what pod creation judges anyway).
+var sideDoors = []sideDoor{
+	{"", "pods", admissionregistrationv1.Update, "a running pod's images and tolerations change unjudged"},
+	{"", "pods/ephemeralcontainers", admissionregistrationv1.Update, "kubectl debug adds containers unjudged"},
+	{"", "pods/resize", admissionregistrationv1.Update, "an in-place resize goes past resources.max"},
+	{"", "secrets", admissionregistrationv1.Create, "a service-account token Secret named by a running pod is filled with a token"},
+	{"networking.k8s.io", "networkpolicies", admissionregistrationv1.Create, "a NetworkPolicy opens agent pods' egress past network.egress"},
+	{"networking.k8s.io", "networkpolicies", admissionregistrationv1.Update, "a NetworkPolicy is widened past network.egress"},
+	{"", "pods/exec", admissionregistrationv1.Connect, "kubectl exec runs commands unjudged and unrecorded"},
+	{"", "pods/attach", admissionregistrationv1.Connect, "kubectl attach is unrecorded"},
+	{"", "pods/portforward", admissionregistrationv1.Connect, "port-forwards are unrecorded"},
+}
+
+// sideDoors fails for each side door no validating webhook of the configuration sends, for an agent namespace,
+// with failurePolicy Fail.
+func (s *state) sideDoors(b *builder, all []hook) {
+	unseen := 0
+	for _, d := range sideDoors {
+		for _, ns := range s.namespaces {
+			seen := slices.ContainsFunc(all, func(h hook) bool {
+				return strings.HasPrefix(h.kind, "ValidatingWebhookConfiguration") && selects(h.namespaceSelector, ns) &&
+					(h.failurePolicy == nil || *h.failurePolicy == admissionregistrationv1.Fail) && routes(h.rules, d)
+			})
+			if !seen {
+				unseen++
+				b.fail("ValidatingWebhookConfiguration %s: no webhook with failurePolicy Fail sees %s %s in agent namespace %s: %s",
+					s.o.WebhookConfiguration, d.op, groupResource(d), ns.Name, d.unjudged)
+				break // one line per side door, not per namespace
+			}
+		}
+	}
+	if unseen == 0 && len(s.namespaces) > 0 {
+		b.pass("every side door is routed to agentgate (%d requests besides pod creation)", len(sideDoors))
+	}
+}
+
+// routes says whether a webhook's rules match the side door's request (v1, any scope).
+func routes(rules []admissionregistrationv1.RuleWithOperations, d sideDoor) bool {
+	main, sub, _ := strings.Cut(d.resource, "/")
+	for _, r := range rules {
+		if !slices.Contains(r.APIGroups, d.group) && !slices.Contains(r.APIGroups, "*") {
+			continue
+		}
+		if !slices.Contains(r.APIVersions, "v1") && !slices.Contains(r.APIVersions, "*") {
+			continue
+		}
+		if !slices.Contains(r.Operations, d.op) && !slices.Contains(r.Operations, admissionregistrationv1.OperationAll) {
+			continue
+		}
+		if slices.ContainsFunc(r.Resources, func(res string) bool {
+			rMain, rSub, _ := strings.Cut(res, "/")
+			return (rMain == main || rMain == "*") && (rSub == sub || sub != "" && rSub == "*")
+		}) {
+			return true
+		}
+	}
+	return false
+}
+
+func groupResource(d sideDoor) string {
+	if d.group == "" {
+		return d.resource
+	}
+	return d.resource + "." + d.group
 }
 
 func selects(sel *metav1.LabelSelector, ns policy.Namespace) bool {
