@@ -8,10 +8,15 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/pager"
 
@@ -118,4 +123,96 @@ func EachWorkload(ctx context.Context, client kubernetes.Interface, namespace st
 func gvk(apiVersion, kind string) schema.GroupVersionKind {
 	gv, _ := schema.ParseGroupVersion(apiVersion)
 	return gv.WithKind(kind)
+}
+
+// TemplateObjects lists the objects of the pod-template kinds of a table (agent-sandbox's Sandbox and
+// SandboxTemplate, the declared kinds) that the API server serves. A group and kind is listed once, in the
+// newest of its table's versions that is served (the API server returns every object in the version asked); a
+// kind not served (its CRD not installed) is skipped. API calls: one discovery GET per group version when
+// built, then one paginated LIST per served kind and namespace.
+type TemplateObjects struct {
+	dyn    dynamic.Interface
+	served []servedKind
+}
+
+// NewTemplateObjects resolves the table's kinds against the API server's discovery.
+func NewTemplateObjects(dyn dynamic.Interface, disc discovery.DiscoveryInterface, kinds *policy.PodTemplateKinds) (*TemplateObjects, error) {
+	served, err := servedTemplateKinds(disc, kinds)
+	if err != nil {
+		return nil, err
+	}
+	return &TemplateObjects{dyn: dyn, served: served}, nil
+}
+
+// Each calls each with every object of the served kinds in namespace, as JSON (managed fields dropped).
+func (t *TemplateObjects) Each(ctx context.Context, namespace string, each func(kind string, obj []byte) error) error {
+	for _, k := range t.served {
+		p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return t.dyn.Resource(k.gvr).Namespace(namespace).List(ctx, opts)
+		})
+		p.PageSize = pageSize
+		err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+			u, ok := obj.(*unstructured.Unstructured)
+			if !ok {
+				return fmt.Errorf("listing %s: got %T", k.gvr.Resource, obj)
+			}
+			u.SetManagedFields(nil)
+			data, err := u.MarshalJSON()
+			if err != nil {
+				return err
+			}
+			return each(u.GetKind(), data)
+		})
+		if err != nil {
+			return fmt.Errorf("listing %s in namespace %s: %w", k.gvr.GroupResource(), namespace, err)
+		}
+	}
+	return nil
+}
+
+type servedKind struct {
+	gvk schema.GroupVersionKind
+	gvr schema.GroupVersionResource
+}
+
+// servedTemplateKinds resolves each kind of the table to its resource, keeping per group and kind the newest
+// served version (Kubernetes version order: v1 > v1beta1 > v1alpha1).
+func servedTemplateKinds(disc discovery.DiscoveryInterface, kinds *policy.PodTemplateKinds) ([]servedKind, error) {
+	byGK := map[schema.GroupKind]servedKind{}
+	var order []schema.GroupKind
+	resources := map[string]*metav1.APIResourceList{}
+	for _, k := range kinds.All() {
+		gv := k.GroupVersionKind.GroupVersion().String()
+		list, ok := resources[gv]
+		if !ok {
+			var err error
+			list, err = disc.ServerResourcesForGroupVersion(gv)
+			if err != nil && !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("discovering %s: %w", gv, err)
+			}
+			resources[gv] = list
+		}
+		if list == nil {
+			continue
+		}
+		i := slices.IndexFunc(list.APIResources, func(r metav1.APIResource) bool {
+			return r.Kind == k.GroupVersionKind.Kind && !strings.Contains(r.Name, "/")
+		})
+		if i < 0 {
+			continue
+		}
+		gk := k.GroupVersionKind.GroupKind()
+		prev, seen := byGK[gk]
+		if !seen {
+			order = append(order, gk)
+		}
+		if !seen || version.CompareKubeAwareVersionStrings(k.GroupVersionKind.Version, prev.gvk.Version) > 0 {
+			byGK[gk] = servedKind{gvk: k.GroupVersionKind, gvr: k.GroupVersionKind.GroupVersion().WithResource(list.APIResources[i].Name)}
+		}
+	}
+	out := make([]servedKind, 0, len(order))
+	for _, gk := range order {
+		out = append(out, byGK[gk])
+	}
+	return out, nil
 }

@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 )
 
 // runAgentgate runs the suite's agentgate binary with args and returns its exit code, stdout and stderr.
@@ -42,8 +44,10 @@ func runAudit(t *testing.T, args ...string) (int, string, string) {
 type auditEntry struct {
 	Kind, Namespace, Name string
 	Allowed               bool
-	Violations            []struct{ Check, Field, Message string }
+	Violations            []auditViolation
 }
+
+type auditViolation struct{ Check, Field, Message string }
 
 // TestAuditFindsWhatRunsAgainstThePolicy: pods created before their namespace was labelled (never judged at
 // admission) are listed by `agentgate audit` with their violations (exit 1); a compliant pod is admitted; a
@@ -64,6 +68,12 @@ func TestAuditFindsWhatRunsAgainstThePolicy(t *testing.T) {
 		if _, err := env.client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// An agent-sandbox Sandbox whose template was never judged either: audit lists it by its template.
+	installCRDs(t)
+	sandbox := object(t, sandboxDoc("agents.x-k8s.io/v1beta1", "Sandbox", "privileged-sandbox", allowedImage, "        securityContext: {privileged: true}\n"))
+	if _, err := dynamic.NewForConfigOrDie(env.cfg).Resource(sandboxV1beta1).Namespace(ns).Create(ctx, sandbox, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 	// The namespace joins the sandbox after the fact: what already runs there was never judged.
 	patch := []byte(`{"metadata":{"labels":{"` + agentLabel + `":"true"}}}`)
@@ -97,6 +107,12 @@ func TestAuditFindsWhatRunsAgainstThePolicy(t *testing.T) {
 	}
 	if e, ok := byName["good"]; !ok || !e.Allowed {
 		t.Errorf("good pod: %+v", e)
+	}
+	if e, ok := byName["privileged-sandbox"]; !ok || e.Allowed || e.Kind != "Sandbox" ||
+		!slices.ContainsFunc(e.Violations, func(v auditViolation) bool {
+			return v.Field == "spec.podTemplate.spec.containers[0].securityContext.privileged"
+		}) {
+		t.Errorf("Sandbox: %+v (all: %s)", e, out)
 	}
 
 	// A candidate policy that no longer allows the agents' registry: the good pod would now be denied.

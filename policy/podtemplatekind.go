@@ -182,6 +182,11 @@ func (t *PodTemplateKinds) Versions(gk schema.GroupKind) []string {
 	return out
 }
 
+// All returns every kind of the table: AgentSandboxKinds, then the declared ones in declaration order.
+func (t *PodTemplateKinds) All() []PodTemplateKind {
+	return append(slices.Clone(AgentSandboxKinds), t.Declared()...)
+}
+
 // Declared returns the declared kinds (not AgentSandboxKinds), in declaration order.
 func (t *PodTemplateKinds) Declared() []PodTemplateKind {
 	if t == nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -25,8 +26,9 @@ import (
 const auditUsage = `Usage: agentgate audit [flags]
 
 Judge what already runs: every pod (not finished) and pod-making workload (Deployment, ReplicaSet, StatefulSet,
-DaemonSet, Job, CronJob, ReplicationController) in the namespaces the policies select, through the same decision
-path as the admission webhook and agentgate check. Read-only: paginated LISTs, nothing is written.
+DaemonSet, Job, CronJob, ReplicationController, agent-sandbox's Sandbox and SandboxTemplate where served, and the
+kinds of --pod-template-kind) in the namespaces the policies select, through the same decision path as the
+admission webhook and agentgate check. Read-only: paginated LISTs, nothing is written.
 
 Flags:
   --kubeconfig FILE        cluster to audit (default: $KUBECONFIG, then in-cluster)
@@ -35,6 +37,8 @@ Flags:
                            Repeatable.
   --policy-namespace NS    where the cluster's policy ConfigMaps are (default agentgate-system)
   --namespace NS           audit this namespace only (it is judged even if no policy selects it)
+  --pod-template-kind GROUP/VERSION/KIND=FIELD.PATH
+                           also list and judge this kind by its pod template, as serve does (repeatable)
   -o, --output FORMAT      text (default), json (the objects of agentgate check -o json) or sarif
 
 Each namespace is reported as a source named "namespace/NS"; its objects are its documents.
@@ -45,6 +49,7 @@ unusable (the message says which).
 type auditOptions struct {
 	kubeconfig, policyNamespace, namespace, output string
 	policies                                       []string
+	podTemplateKinds                               podTemplateKindFlag
 }
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -58,6 +63,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.namespace, "namespace", "", "")
 	fs.StringVar(&o.output, "o", "text", "")
 	fs.StringVar(&o.output, "output", "text", "")
+	fs.Var(&o.podTemplateKinds, "pod-template-kind", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -76,7 +82,15 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	default:
 		return fail("-o %q: want text, json or sarif", o.output)
 	}
-	client, err := auditClient(o.kubeconfig)
+	kinds, err := o.podTemplateKinds.table()
+	if err != nil {
+		return fail("--pod-template-kind: %v", err)
+	}
+	client, dyn, err := auditClients(o.kubeconfig)
+	if err != nil {
+		return fail("%v", err)
+	}
+	templates, err := cluster.NewTemplateObjects(dyn, client.Discovery(), kinds)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -115,17 +129,21 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		namespaces = []policy.Namespace{{Name: ns.Name, Labels: ns.Labels}}
 	}
-	r := &report.Run{Set: set, Version: version, Namespaces: map[string]map[string]string{}}
+	r := &report.Run{Set: set, Version: version, Namespaces: map[string]map[string]string{}, PodTemplateKinds: kinds}
 	progress := newProgress(stderr)
 	for i, ns := range namespaces {
 		r.Namespaces[ns.Name] = ns.Labels
 		var docs []byte
 		n := 0
-		err := cluster.EachWorkload(ctx, client, ns.Name, func(_ string, obj []byte) error {
+		collect := func(_ string, obj []byte) error {
 			docs = append(append(docs, obj...), '\n')
 			n++
 			return nil
-		})
+		}
+		err := cluster.EachWorkload(ctx, client, ns.Name, collect)
+		if err == nil {
+			err = templates.Each(ctx, ns.Name, collect)
+		}
 		if err != nil {
 			progress.done()
 			return fail("%v", err)
@@ -147,15 +165,20 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return r.Tally().ExitCode()
 }
 
-func auditClient(kubeconfig string) (kubernetes.Interface, error) {
+func auditClients(kubeconfig string) (kubernetes.Interface, dynamic.Interface, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("no cluster configuration (--kubeconfig, $KUBECONFIG, in-cluster): %w", err)
+		return nil, nil, fmt.Errorf("no cluster configuration (--kubeconfig, $KUBECONFIG, in-cluster): %w", err)
 	}
 	cfg.UserAgent = "agentgate-audit/" + version
-	return kubernetes.NewForConfig(cfg)
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	return client, dyn, err
 }
 
 // progress is one line rewritten in place on a terminal, and nothing elsewhere (a CI log gets no noise).
