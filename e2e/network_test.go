@@ -319,7 +319,8 @@ func TestNetworkEgressPredatingNetworkPolicy(t *testing.T) {
 	t.Cleanup(func() {
 		_ = env.client.CoreV1().ConfigMaps(systemNamespace).Delete(ctx, networkPolicyCM, metav1.DeleteOptions{})
 	})
-	ns := agentNamespace(t)
+	// Written while the namespace is outside the sandbox (agentgate is not even called), then labelled.
+	ns := plainNamespace(t)
 	nps := env.client.NetworkingV1().NetworkPolicies(ns)
 	for name, spec := range map[string]string{
 		"legacy-open":  `{podSelector: {}, policyTypes: [Egress], egress: [{}]}`,
@@ -329,6 +330,7 @@ func TestNetworkEgressPredatingNetworkPolicy(t *testing.T) {
 			t.Fatalf("%s, before the namespace is managed: %v", name, err)
 		}
 	}
+	setNamespaceLabel(t, ns, agentLabel, on())
 	setNamespaceLabel(t, ns, networkLabel, on())
 	waitEgress(t, ns, wantEgress(t, egressTen))
 
