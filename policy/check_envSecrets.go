@@ -1,9 +1,12 @@
 package policy
 
 import (
+	"encoding/base64"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -162,6 +165,9 @@ func textSecret(s string) (kind, secret string) {
 	if p := knownToken(s); p != "" {
 		return "a token in a known format (" + p + "…)", s
 	}
+	if t := jsonWebToken(s); t != "" {
+		return "a JSON Web Token (a service-account token is one)", t
+	}
 	if strings.IndexByte(s, '=') >= 0 {
 		if key, v := secretPair(s); v != "" {
 			return "a literal value for " + quote(key), v
@@ -247,6 +253,46 @@ func knownToken(s string) string {
 		}
 	}
 	return ""
+}
+
+// jsonWebToken finds a signed JWT in s: three base64url segments, the first a JSON header naming its "alg".
+// Kubernetes service-account tokens (kubectl create token, a token Secret's data) are such tokens: pasted into
+// a value, they hand tasks an identity whatever automountServiceAccountToken says.
+func jsonWebToken(s string) string {
+	for {
+		i := strings.Index(s, "eyJ")
+		if i < 0 {
+			return ""
+		}
+		s = s[i:]
+		end := 0
+		for end < len(s) && (isBase64URL(s[end]) || s[end] == '.') {
+			end++
+		}
+		if t := s[:end]; isJWT(t) {
+			return t
+		}
+		s = s[3:]
+	}
+}
+
+func isJWT(t string) bool {
+	parts := strings.Split(t, ".")
+	if len(parts) != 3 || len(parts[0]) < 10 || len(parts[1]) == 0 || len(parts[2]) < 16 {
+		return false
+	}
+	header, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[0], "="))
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	return json.Unmarshal(header, &h) == nil && h.Alg != ""
+}
+
+func isBase64URL(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '='
 }
 
 // secretPair finds key=value in s (separated by space, ;, &, ?, or at the start) whose key is secret-like

@@ -82,6 +82,8 @@ func TestEnvSecretsBypasses(t *testing.T) {
 	admitted := func(name string, tweak func(*corev1.Pod)) checkCase {
 		return checkCase{name: "admitted: " + name, tweak: tweak}
 	}
+	// A service-account token's shape: header {"alg":"RS256","kid":"x"}, a payload, a signature.
+	const saToken = "eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6YWdlbnRzOmRlZmF1bHQifQ.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU"
 	const pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n"
 	cases := []checkCase{
 		// The names.
@@ -107,6 +109,10 @@ func TestEnvSecretsBypasses(t *testing.T) {
 		valued("HEADER_VALUE", "Authorization: Bearer abcdef", "an Authorization header with a literal credential"),
 		valued("TLS", pem, "a PEM private key"),
 		valued("GH", "ghp_0123456789abcdefghijklmnopqrstuvwxyz", "a token in a known format (ghp_…)"),
+		valued("CONFIG", saToken, "a JSON Web Token (a service-account token is one)"),
+		valued("KUBE", "Bearer "+saToken, "a JSON Web Token (a service-account token is one)"),
+		argv("a JWT as an argument", []string{"/bin/agent", "--kube-token=" + saToken}, "command[1]", "a JSON Web Token (a service-account token is one)", saToken),
+		argv("a JWT in a script", []string{"sh", "-c", "kubectl --token " + saToken + " get pods"}, "command[2]", "a JSON Web Token (a service-account token is one)", saToken),
 		// Command lines.
 		argv("--password=", []string{"/bin/agent", "--password=hunter2"}, "command[1]", "a literal value for \"--password\"", "hunter2"),
 		argv("--token value", []string{"/bin/agent", "--token", "abc123", "--serve"}, "command[2]", "a literal value for \"--token\"", "abc123"),
@@ -125,6 +131,8 @@ func TestEnvSecretsBypasses(t *testing.T) {
 		argv("a query token", []string{"/bin/agent", "https://api.example.com/v1?token=abc123"}, "command[1]", "a literal value for \"token\"", "abc123"),
 
 		// Must stay admitted.
+		admitted("eyJ that is no token", env("GREETING", "eyJust.kidding.here")),
+		admitted("a JWT-shaped word without a header", env("ID", "eyJzZWVk.c2VlZA.c2lnbmF0dXJlLXNpZ25hdHVyZQ")),
 		admitted("TOKEN_PATH", env("TOKEN_PATH", "/var/run/secrets/token")),
 		admitted("DB_PASSWORD_FILE", env("DB_PASSWORD_FILE", "/run/secrets/db")),
 		admitted("KEY_ID", env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")),
