@@ -259,20 +259,25 @@ func knownToken(s string) string {
 // Kubernetes service-account tokens (kubectl create token, a token Secret's data) are such tokens: pasted into
 // a value, they hand tasks an identity whatever automountServiceAccountToken says.
 func jsonWebToken(s string) string {
-	for {
-		i := strings.Index(s, "eyJ")
-		if i < 0 {
+	// Every JWT header starts with `{"`, base64url "eyJ". Anchored on the rare 'J' rather than 'e': scripts are
+	// long and full of e's, and this runs on every value and command-line element.
+	for off := 0; ; {
+		j := strings.IndexByte(s[off:], 'J')
+		if j < 0 {
 			return ""
 		}
-		s = s[i:]
-		end := 0
+		start := off + j - 2
+		off += j + 1
+		if start < 0 || s[start] != 'e' || s[start+1] != 'y' {
+			continue
+		}
+		end := start
 		for end < len(s) && (isBase64URL(s[end]) || s[end] == '.') {
 			end++
 		}
-		if t := s[:end]; isJWT(t) {
+		if t := s[start:end]; isJWT(t) {
 			return t
 		}
-		s = s[3:]
 	}
 }
 
