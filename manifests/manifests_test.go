@@ -63,3 +63,40 @@ func TestOwnDeploymentPassesOwnPolicy(t *testing.T) {
 		t.Errorf("hardening changed agentgate's own pod template: it should already be as hardened as the pods it admits\n%+v", hardened.Spec)
 	}
 }
+
+// TestOperatingDocListsEveryWebhook: docs/operating.md's table of what the API server sends to agentgate names
+// every webhook of base/webhooks.yaml, and says how many there are; a webhook added without its row fails.
+func TestOperatingDocListsEveryWebhook(t *testing.T) {
+	raw, err := os.ReadFile("base/webhooks.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../docs/operating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, part := range strings.Split(string(raw), "\n---") {
+		var cfg struct {
+			Webhooks []struct{ Name string } `json:"webhooks"`
+		}
+		if err := yaml.Unmarshal([]byte(part), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range cfg.Webhooks {
+			names = append(names, w.Name)
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("no webhook read from base/webhooks.yaml")
+	}
+	for _, n := range names {
+		if !strings.Contains(string(doc), "| `"+n+"` ") {
+			t.Errorf("docs/operating.md has no table row for webhook %s", n)
+		}
+	}
+	counts := map[int]string{5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+	if want := "registers " + counts[len(names)] + " webhooks"; !strings.Contains(string(doc), want) {
+		t.Errorf("docs/operating.md does not say %q", want)
+	}
+}
