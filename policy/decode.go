@@ -325,7 +325,7 @@ const maxWalkFields = 1000
 // if it has one (the fields found before it are returned).
 func walk(data []byte, t reflect.Type) ([]FieldError, error) {
 	w := &walker{data: data, dec: jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))}
-	err := w.value(t, "")
+	err := w.value(t)
 	return w.out, err
 }
 
@@ -333,6 +333,33 @@ type walker struct {
 	data []byte
 	dec  *jsontext.Decoder
 	out  []FieldError
+	// segs is the path to the current value: written out only for a member that is reported, so that a walk
+	// of a big object allocates no path per value.
+	segs []pathSeg
+}
+
+// pathSeg is a member name, or an array index when name is "" and index ≥ 0.
+type pathSeg struct {
+	name  string
+	index int
+}
+
+// path is the field-error style path of the current value ("spec.containers[0].image").
+func (w *walker) path() string {
+	var b strings.Builder
+	for _, s := range w.segs {
+		if s.name == "" && s.index >= 0 {
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(s.index))
+			b.WriteByte(']')
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.name)
+	}
+	return b.String()
 }
 
 func (w *walker) add(f FieldError) {
@@ -343,11 +370,11 @@ func (w *walker) add(f FieldError) {
 
 // value walks one value whose Go type is t; t is nil where any member is known (an opaque value: a type
 // that decodes itself, an interface, the value of an unknown member), and only duplicates are looked for.
-func (w *walker) value(t reflect.Type, path string) error {
+func (w *walker) value(t reflect.Type) error {
 	t = walkType(t)
 	switch w.dec.PeekKind() {
 	case '{':
-		return w.object(t, path)
+		return w.object(t)
 	case '[':
 		var elem reflect.Type
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
@@ -357,7 +384,10 @@ func (w *walker) value(t reflect.Type, path string) error {
 			return err
 		}
 		for i := 0; w.dec.PeekKind() != ']'; i++ {
-			if err := w.value(elem, path+"["+strconv.Itoa(i)+"]"); err != nil {
+			w.segs = append(w.segs, pathSeg{index: i})
+			err := w.value(elem)
+			w.segs = w.segs[:len(w.segs)-1]
+			if err != nil {
 				return err
 			}
 		}
@@ -369,7 +399,7 @@ func (w *walker) value(t reflect.Type, path string) error {
 	}
 }
 
-func (w *walker) object(t reflect.Type, path string) error {
+func (w *walker) object(t reflect.Type) error {
 	var fields map[string]reflect.Type
 	var elem reflect.Type
 	switch {
@@ -391,36 +421,40 @@ func (w *walker) object(t reflect.Type, path string) error {
 			return err
 		}
 		name := tok.String()
-		child := name
-		if path != "" {
-			child = path + "." + name
-		}
-		if seen[name] {
-			w.add(FieldError{Problem: ProblemDuplicate, Path: child, Pointer: w.dec.StackPointer(), Offset: nameOffset})
-		}
-		seen[name] = true
-		ft, known := elem, true
-		if fields != nil {
-			ft, known = fields[name]
-		}
-		if known {
-			if err := w.value(ft, child); err != nil {
-				return err
-			}
-			continue
-		}
-		start, at := w.dec.InputOffset(), len(w.out)
-		w.add(FieldError{Problem: ProblemUnknown, Path: child, Pointer: w.dec.StackPointer(), Offset: start})
-		// Walked for duplicates: inside an unknown value they make the document just as ambiguous.
-		if err := w.value(nil, child); err != nil {
+		w.segs = append(w.segs, pathSeg{name: name, index: -1})
+		err = w.member(name, fields, elem, seen, nameOffset)
+		w.segs = w.segs[:len(w.segs)-1]
+		if err != nil {
 			return err
-		}
-		if at < len(w.out) {
-			w.out[at].Value = w.valueBetween(start, w.dec.InputOffset())
 		}
 	}
 	_, err := w.dec.ReadToken()
 	return err
+}
+
+// member walks the value of member name (its name read at nameOffset), the last of w.segs.
+func (w *walker) member(name string, fields map[string]reflect.Type, elem reflect.Type, seen map[string]bool, nameOffset int64) error {
+	if seen[name] {
+		w.add(FieldError{Problem: ProblemDuplicate, Path: w.path(), Pointer: w.dec.StackPointer(), Offset: nameOffset})
+	}
+	seen[name] = true
+	ft, known := elem, true
+	if fields != nil {
+		ft, known = fields[name]
+	}
+	if known {
+		return w.value(ft)
+	}
+	start, at := w.dec.InputOffset(), len(w.out)
+	w.add(FieldError{Problem: ProblemUnknown, Path: w.path(), Pointer: w.dec.StackPointer(), Offset: start})
+	// Walked for duplicates: inside an unknown value they make the document just as ambiguous.
+	if err := w.value(nil); err != nil {
+		return err
+	}
+	if at < len(w.out) {
+		w.out[at].Value = w.valueBetween(start, w.dec.InputOffset())
+	}
+	return nil
 }
 
 // valueBetween is the JSON value that ends at end, read after a member name that ends at start.
@@ -435,14 +469,29 @@ func (w *walker) valueBetween(start, end int64) jsontext.Value {
 // walkType is the type whose members a JSON value is checked against: pointers are followed, and a type
 // that decodes itself (or an interface) is opaque, nil.
 func walkType(t reflect.Type) reflect.Type {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == nil || t.Kind() == reflect.Interface || decodesItself(t) {
+	if t == nil {
 		return nil
 	}
-	return t
+	if w, ok := walkTypeCache.Load(t); ok {
+		return w.(reflectType).t
+	}
+	w := t
+	for w != nil && w.Kind() == reflect.Pointer {
+		w = w.Elem()
+	}
+	if w == nil || w.Kind() == reflect.Interface || decodesItself(w) {
+		w = nil
+	}
+	walkTypeCache.Store(t, reflectType{w})
+	return w
 }
+
+// walkTypeCache holds walkType's answer per type: the reflection behind it (method sets of three interfaces)
+// was a fifth of a walk.
+var walkTypeCache sync.Map
+
+// reflectType boxes a possibly nil reflect.Type for the cache.
+type reflectType struct{ t reflect.Type }
 
 var (
 	v1UnmarshalerType   = reflect.TypeFor[interface{ UnmarshalJSON([]byte) error }]()
