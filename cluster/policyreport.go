@@ -140,7 +140,14 @@ func (r *PolicyReports) Write(ctx context.Context, findings map[string]Namespace
 		switch {
 		case !ok:
 			_, err = r.Client.Resource(policyReportGVR).Namespace(ns).Create(ctx, want, metav1.CreateOptions{FieldManager: "agentgate"})
-			if err == nil {
+			if apierrors.IsAlreadyExists(err) {
+				// A report of that name without agentgate's label (someone else's, or one made to look like
+				// agentgate's): the name is agentgate's, so it is taken over rather than left to say anything.
+				err = r.takeOver(ctx, want)
+				if err == nil {
+					w.Updated++
+				}
+			} else if err == nil {
 				w.Created++
 			}
 		case sameFindings(cur, want):
@@ -170,6 +177,18 @@ func (r *PolicyReports) Write(ctx context.Context, findings map[string]Namespace
 		}
 	}
 	return w, errors.Join(errs...)
+}
+
+// takeOver replaces an unlabelled report named ReportName with want.
+func (r *PolicyReports) takeOver(ctx context.Context, want *unstructured.Unstructured) error {
+	client := r.Client.Resource(policyReportGVR).Namespace(want.GetNamespace())
+	cur, err := client.Get(ctx, ReportName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	want.SetResourceVersion(cur.GetResourceVersion())
+	_, err = client.Update(ctx, want, metav1.UpdateOptions{FieldManager: "agentgate"})
+	return err
 }
 
 // reportObject is the PolicyReport that says f for namespace ns.

@@ -25,41 +25,46 @@ func TestPolicyReports(t *testing.T) {
 	cs := tu.Kube(t)
 	dyn := dynamic.NewForConfigOrDie(tu.APIServer(t))
 	reports := &PolicyReports{Client: dyn, Discovery: cs.Discovery()}
-	const ns = "reports-a"
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: agentNS}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	const ns, nsB = "reports-a", "reports-b"
+	for _, n := range []string{ns, nsB} {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: agentNS}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	running := func(name string, edit func(*corev1.Pod)) {
+	runningIn := func(namespace, name string, edit func(*corev1.Pod)) {
 		t.Helper()
 		p := runningAgentPod(0)
-		p.Namespace, p.Name, p.UID = ns, name, ""
+		p.Namespace, p.Name, p.UID = namespace, name, ""
 		if edit != nil {
 			edit(p)
 		}
-		created, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		created, err := cs.CoreV1().Pods(namespace).Create(ctx, p, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		created.Status.Phase = corev1.PodRunning
-		if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		if _, err := cs.CoreV1().Pods(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	running("good", nil)
-	running("big", func(p *corev1.Pod) {
+	runningIn(ns, "good", nil)
+	runningIn(ns, "big", func(p *corev1.Pod) {
 		p.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("16Gi")
 	})
+	runningIn(nsB, "good", nil)
 	pods, err := StartPodCache(ctx, cs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tu.EventuallyTrue(t, 10*time.Second, "the cache to hold both pods running", func() bool { return len(pods.Running(ns)) == 2 })
+	tu.EventuallyTrue(t, 10*time.Second, "the cache to hold the pods running", func() bool {
+		return len(pods.Running(ns)) == 2 && len(pods.Running(nsB)) == 1
+	})
 	set := policy.NewSet(parsePolicy(t))
 	a := &BackgroundAudit{Pods: pods, Policies: func() (*policy.Set, <-chan struct{}) { return set, nil },
 		Reports: reports,
 		// Other tests' namespaces share this API server: known, unselected labels keep them out.
 		Namespaces: Namespaces{Labels: func(name string) map[string]string {
-			if name == ns {
+			if name == ns || name == nsB {
 				return agentNS
 			}
 			return map[string]string{}
@@ -70,6 +75,15 @@ func TestPolicyReports(t *testing.T) {
 	}
 	installPolicyReportCRD(t, dyn)
 	tu.EventuallyTrue(t, 30*time.Second, "PolicyReports served", func() bool { ok, err := reports.Available(); return err == nil && ok })
+	// A report under agentgate's name but without its label, saying all is well: taken over, not kept.
+	forged := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+		"metadata": map[string]any{"name": ReportName, "namespace": ns},
+		"summary":  map[string]any{"pass": int64(99)}, "results": []any{},
+	}}
+	if _, err := dyn.Resource(policyReportGVR).Namespace(ns).Create(ctx, forged, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	get := func() *unstructured.Unstructured {
 		t.Helper()
@@ -79,8 +93,8 @@ func TestPolicyReports(t *testing.T) {
 		}
 		return r
 	}
-	if sum := a.RunOnce(ctx); sum.Reports.Created != 1 || sum.ReportsSkipped != "" {
-		t.Fatalf("first run with the CRD: %+v", sum)
+	if sum := a.RunOnce(ctx); sum.Reports.Updated != 1 || sum.Reports.Created != 1 || sum.ReportsSkipped != "" {
+		t.Fatalf("first run with the CRD (%s forged, %s empty): %+v", ns, nsB, sum)
 	}
 	r := get()
 	if r.GetLabels()[policy.ManagedByLabel] != policy.ManagedByValue {
@@ -104,7 +118,7 @@ func TestPolicyReports(t *testing.T) {
 	// No kubelet here to confirm a graceful deletion.
 	now := metav1.DeleteOptions{GracePeriodSeconds: new(int64)}
 	rv := r.GetResourceVersion()
-	if sum := a.RunOnce(ctx); sum.Reports.Unchanged != 1 || sum.Reports.Updated+sum.Reports.Created != 0 {
+	if sum := a.RunOnce(ctx); sum.Reports.Unchanged != 2 || sum.Reports.Updated+sum.Reports.Created != 0 {
 		t.Errorf("an unchanged namespace was rewritten: %+v", sum.Reports)
 	}
 	if get().GetResourceVersion() != rv {
