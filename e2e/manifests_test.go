@@ -104,6 +104,8 @@ func TestServiceAccountHasLeastPrivilege(t *testing.T) {
 		{authorizationv1.ResourceAttributes{Verb: "create", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a", Name: "agentgate"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a", Name: "agentgate"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "get", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a", Name: "agentgate"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "get", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a", Name: "kyverno-report"}, false},
 		// and nothing more:
 		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a", Name: "kyverno-report"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: "wgpolicyk8s.io", Resource: "policyreports", Namespace: "team-a", Name: "other"}, false},
