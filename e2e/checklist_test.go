@@ -236,6 +236,36 @@ func TestChecklistEachItemFailsOnItsOwn(t *testing.T) {
 		{"sandbox", "no webhook with failurePolicy Fail sees UPDATE pods/resize in agent namespace " + c.agents,
 			func(t *testing.T) { c.editValidating(t, "pods/resize") },
 			func(t *testing.T) { c.editValidating(t, "") }},
+		{"sandbox", "Node windows-untainted runs Windows without the taint node.kubernetes.io/os=windows:NoSchedule",
+			func(t *testing.T) {
+				node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "windows-untainted", Labels: map[string]string{corev1.LabelOSStable: "windows"}}}
+				if _, err := env.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T) {
+				if err := env.client.CoreV1().Nodes().Delete(ctx, "windows-untainted", metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{"token", "ServiceAccount " + c.agents + "/default may create pods/binding",
+			func(t *testing.T) {
+				role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "binder"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods/binding"}, Verbs: []string{"create"}}}}
+				if _, err := env.client.RbacV1().Roles(c.agents).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "binder"},
+					RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "binder"},
+					Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "default", Namespace: c.agents}}}
+				if _, err := env.client.RbacV1().RoleBindings(c.agents).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T) {
+				if err := env.client.RbacV1().RoleBindings(c.agents).Delete(ctx, "binder", metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}},
 		{"resources", "policy agents: spec.resources.max.cpu is not set",
 			func(t *testing.T) {
 				c.putPolicy(t, strings.Replace(c.policyYAML, "    max: {cpu: \"4\", memory: 8Gi}\n", "", 1))

@@ -44,7 +44,7 @@ type Options struct {
 var remedies = map[string]string{
 	"tls":        "install agentgate's webhook configurations (manifests/base/webhooks.yaml) with a caBundle that verifies the serving certificate; serve TLS 1.3; renew a certificate expiring within 30 days (agentgate serve --cert-secret rotates it)",
 	"token":      "keep spec.serviceAccountToken.automount false in the policies and recreate the listed pods; remove the RoleBindings/ClusterRoleBindings granting the listed permissions to the agent namespaces' service accounts (kubectl auth can-i --list --as=system:serviceaccount:NS:default)",
-	"sandbox":    "set failurePolicy: Fail on agentgate's pod webhooks, route every request listed as unseen (manifests/base/webhooks.yaml has them all), set spec.mode: enforce in every policy, and fix or delete the listed pods (agentgate audit lists their violations)",
+	"sandbox":    "set failurePolicy: Fail on agentgate's pod webhooks, route every request listed as unseen (manifests/base/webhooks.yaml has them all), set spec.mode: enforce in every policy, taint every Windows node node.kubernetes.io/os=windows:NoSchedule, and fix or delete the listed pods (agentgate audit lists their violations)",
 	"resources":  "set spec.resources.defaults.limits and spec.resources.max (cpu and memory) in every policy, and recreate the listed pods so that limits are filled",
 	"commands":   "set spec.commands.blocked (or spec.commands.allowed) and spec.exec.mode deny or audit in every policy",
 	"network":    "create NetworkPolicy agentgate-egress (policyTypes [Egress]) in every agent namespace, blocking 169.254.0.0/16, and remove egress rules reaching it",
@@ -342,6 +342,8 @@ func (s *state) token(ctx context.Context, b *builder) {
 		{Verb: "create", Resource: "pods", Subresource: "attach"},
 		{Verb: "create", Resource: "pods", Subresource: "portforward"},
 		{Verb: "create", Resource: "serviceaccounts", Subresource: "token"},
+		{Verb: "create", Resource: "pods", Subresource: "binding"}, // a pod placed on any node, the scheduler skipped
+		{Verb: "create", Resource: "bindings"},
 		{Verb: "create", Group: "apps", Resource: "deployments"},
 		{Verb: "create", Group: "batch", Resource: "jobs"},
 		{Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "rolebindings"},
@@ -443,6 +445,7 @@ func (s *state) sandbox(ctx context.Context, b *builder) {
 		if v != nil {
 			s.sideDoors(b, all)
 		}
+		s.windowsNodes(ctx, b)
 		denied := 0
 		n := s.eachPod(b, func(ns string, pod *corev1.Pod) {
 			res := s.judgePod(ns, pod)
@@ -457,6 +460,33 @@ func (s *state) sandbox(ctx context.Context, b *builder) {
 		if denied == 0 {
 			b.pass("%d running agent pods admitted by the current policies", n)
 		}
+	}
+}
+
+// windowsNodes fails for each Windows node without the Windows taint while a policy denies Windows pods: an
+// agent pod that says nothing about its OS is a Linux pod to agentgate (as to Pod Security), and only the taint
+// keeps the scheduler from placing it where its Linux-only security fields mean nothing.
+func (s *state) windowsNodes(ctx context.Context, b *builder) {
+	if !slices.ContainsFunc(s.set.Policies, func(p *policy.Policy) bool { return p.Spec.Windows == policy.WindowsDeny }) {
+		return
+	}
+	nodes, err := s.c.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: corev1.LabelOSStable + "=windows"})
+	if err != nil {
+		b.unknown("Windows nodes: %s", reason(err))
+		return
+	}
+	tainted := 0
+	for _, n := range nodes.Items {
+		if slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool {
+			return t.Key == "node.kubernetes.io/os" && t.Value == "windows" && (t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute)
+		}) {
+			tainted++
+			continue
+		}
+		b.fail("Node %s runs Windows without the taint node.kubernetes.io/os=windows:NoSchedule: an agent pod that says nothing about its OS may be scheduled there, where its Linux-only security fields mean nothing", n.Name)
+	}
+	if tainted == len(nodes.Items) {
+		b.pass("%d Windows nodes, every one tainted node.kubernetes.io/os=windows", tainted)
 	}
 }
 
