@@ -485,7 +485,10 @@ func (s *state) windowsNodes(ctx context.Context, b *builder) {
 		}
 		b.fail("Node %s runs Windows without the taint node.kubernetes.io/os=windows:NoSchedule: an agent pod that says nothing about its OS may be scheduled there, where its Linux-only security fields mean nothing", n.Name)
 	}
-	if tainted == len(nodes.Items) {
+	switch {
+	case len(nodes.Items) == 0:
+		b.pass("no Windows node")
+	case tainted == len(nodes.Items):
 		b.pass("%d Windows nodes, every one tainted node.kubernetes.io/os=windows", tainted)
 	}
 }
