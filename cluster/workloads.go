@@ -65,7 +65,7 @@ func lister[L runtime.Object](f func(ctx context.Context, opts metav1.ListOption
 	return func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) { return f(ctx, opts) }
 }
 
-// workloadKinds are the kinds policy.DecodeWorkload judges, in the order a report lists them.
+// workloadKinds are the kinds policy.DecodeWorkload judges, and NetworkPolicies, in the order a report lists them.
 var workloadKinds = []workloadKind{
 	{"v1", "Pod", func(c kubernetes.Interface, ns string) pager.ListPageFunc { return lister(c.CoreV1().Pods(ns).List) }},
 	{"apps/v1", "Deployment", func(c kubernetes.Interface, ns string) pager.ListPageFunc {
@@ -87,12 +87,17 @@ var workloadKinds = []workloadKind{
 	{"v1", "ReplicationController", func(c kubernetes.Interface, ns string) pager.ListPageFunc {
 		return lister(c.CoreV1().ReplicationControllers(ns).List)
 	}},
+	// Not a workload, but what already runs beside them: one written before the namespace was managed was
+	// never judged, and NetworkPolicies add up.
+	{"networking.k8s.io/v1", "NetworkPolicy", func(c kubernetes.Interface, ns string) pager.ListPageFunc {
+		return lister(c.NetworkingV1().NetworkPolicies(ns).List)
+	}},
 }
 
 // pageSize bounds what one LIST returns: memory stays flat however many objects a namespace holds.
 const pageSize = 500
 
-// EachWorkload lists every pod and pod-making workload of a namespace, paginated, and calls each with the
+// EachWorkload lists every pod, pod-making workload and NetworkPolicy of a namespace, paginated, and calls each with the
 // object as JSON (apiVersion and kind set, managed fields dropped), in workloadKinds order. Finished pods
 // (Succeeded, Failed) are skipped: nothing runs in them. API calls: one paginated LIST per kind.
 func EachWorkload(ctx context.Context, client kubernetes.Interface, namespace string, each func(kind string, obj []byte) error) error {

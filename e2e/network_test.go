@@ -347,6 +347,22 @@ func TestNetworkEgressPredatingNetworkPolicy(t *testing.T) {
 		t.Logf("pod beside a widening NetworkPolicy: %v", err)
 		return nil
 	})
+	// agentgate audit reports it too, by its field, and leaves the NetworkPolicy that selects other pods alone.
+	code, out, stderr := runAudit(t, "--kubeconfig", env.kubeconfig, "--namespace", ns, "-o", "json")
+	var entries []auditEntry
+	if err := json.Unmarshal([]byte(out), &entries); err != nil {
+		t.Fatalf("audit -o json: %v\n%s\n%s", err, out, stderr)
+	}
+	verdicts := map[string]auditEntry{}
+	for _, e := range entries {
+		verdicts[e.Kind+"/"+e.Name] = e
+	}
+	if e := verdicts["NetworkPolicy/legacy-open"]; code != 1 || e.Allowed || len(e.Violations) == 0 || e.Violations[0].Field != "spec.egress[0].to" {
+		t.Errorf("audit: exit %d, legacy-open %+v; all: %s", code, e, out)
+	}
+	if e, ok := verdicts["NetworkPolicy/legacy-other"]; !ok || !e.Allowed {
+		t.Errorf("audit: legacy-other %+v", e)
+	}
 	if err := nps.Delete(ctx, "legacy-open", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}

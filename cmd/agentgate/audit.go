@@ -27,8 +27,8 @@ const auditUsage = `Usage: agentgate audit [flags]
 
 Judge what already runs: every pod (not finished) and pod-making workload (Deployment, ReplicaSet, StatefulSet,
 DaemonSet, Job, CronJob, ReplicationController, agent-sandbox's Sandbox and SandboxTemplate where served, and the
-kinds of --pod-template-kind) in the namespaces the policies select, through the same decision path as the
-admission webhook and agentgate check. Read-only: paginated LISTs, nothing is written.
+kinds of --pod-template-kind), and every NetworkPolicy, in the namespaces the policies select, through the same
+decision path as the admission webhook and agentgate check. Read-only: paginated LISTs, nothing is written.
 
 Flags:
   --kubeconfig FILE        cluster to audit (default: $KUBECONFIG, then in-cluster)
