@@ -4,9 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"agentgate.io/agentgate/policy"
 )
@@ -34,6 +36,10 @@ type BackgroundAudit struct {
 	Logger    *slog.Logger
 	// Reports, when set, writes each run's findings as PolicyReports while the API server serves them.
 	Reports *PolicyReports
+	// NetworkPolicies, when set, lists a namespace's NetworkPolicies other than agentgate's
+	// (NetworkPolicyCache.Others): those of namespaces with judged pods are judged too, since one written before
+	// the namespace was managed was never judged and still widens its running pods' egress.
+	NetworkPolicies func(namespace string) []*networkingv1.NetworkPolicy
 
 	violations *prometheus.GaugeVec
 	lastRun    prometheus.Gauge
@@ -42,7 +48,9 @@ type BackgroundAudit struct {
 // AuditSummary is what one run found.
 type AuditSummary struct {
 	Judged, Violating, Unjudged int
-	Elapsed                     time.Duration
+	// NetworkPolicies counts the NetworkPolicies judged (those a network-managing policy selects).
+	NetworkPolicies int
+	Elapsed         time.Duration
 	// Reports is what the PolicyReport writer did; ReportsSkipped says why it did nothing ("" when it ran).
 	Reports        ReportWrites
 	ReportsSkipped string
@@ -55,7 +63,7 @@ type AuditSummary struct {
 func (a *BackgroundAudit) Register(reg prometheus.Registerer) error {
 	a.violations = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "agentgate_audit_violations",
-		Help: "Running agent pods that fail a check of a policy, as of the last background audit (this replica while it leads).",
+		Help: "Running agent pods, and NetworkPolicies of their namespaces, that fail a check of a policy, as of the last background audit (this replica while it leads).",
 	}, []string{"policy", "check"})
 	a.lastRun = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "agentgate_audit_last_run_timestamp_seconds",
@@ -124,6 +132,35 @@ func (a *BackgroundAudit) judge(ctx context.Context, set *policy.Set) AuditSumma
 	findings := map[string]NamespaceFindings{}
 	var sum AuditSummary
 	unlogged := 0
+	// record counts one judged object: its report results, the metric (objects failing a check of a policy),
+	// and its audit.violation event while under the cap.
+	record := func(obj ReportResource, res policy.Result) {
+		f := findings[obj.Namespace]
+		f.Pass += passingPolicies(res)
+		f.Results = append(f.Results, objectResults(obj, res.Violations)...)
+		findings[obj.Namespace] = f
+		if len(res.Violations) == 0 {
+			return
+		}
+		sum.Violating++
+		var pairs [][2]string
+		for _, v := range res.Violations {
+			if k := [2]string{v.Policy, v.Check}; !slices.Contains(pairs, k) {
+				pairs = append(pairs, k)
+				counts[k]++
+			}
+		}
+		if sum.Violating > maxEvents {
+			unlogged++
+			return
+		}
+		checks := make([]string, len(pairs))
+		for i, k := range pairs {
+			checks[i] = k[0] + "/" + k[1]
+		}
+		log.Warn(obj.what()+" fails its policies", "event", "audit.violation", "namespace", obj.Namespace,
+			strings.ToLower(obj.Kind), obj.Name, "allowed", res.Allowed(), "checks", checks, "violations", res.Violations)
+	}
 	for _, sp := range pods {
 		ns, ok := namespaces[sp.Namespace]
 		if !ok {
@@ -140,31 +177,19 @@ func (a *BackgroundAudit) judge(ctx context.Context, set *policy.Set) AuditSumma
 			log.Warn("pod not judged", "event", "audit.unjudged", "namespace", sp.Namespace, "pod", sp.Name, "error", err.Error())
 			continue
 		}
-		f := findings[sp.Namespace]
-		f.Pass += passingPolicies(res)
-		f.Results = append(f.Results, podResults(sp, res.Violations)...)
-		findings[sp.Namespace] = f
-		if len(res.Violations) == 0 {
-			continue
-		}
-		sum.Violating++
-		var pairs [][2]string
-		for _, v := range res.Violations {
-			if k := [2]string{v.Policy, v.Check}; !slices.Contains(pairs, k) {
-				pairs = append(pairs, k)
-				counts[k]++
+		record(ReportResource{APIVersion: "v1", Kind: "Pod", Namespace: sp.Namespace, Name: sp.Name, UID: string(sp.UID)}, res)
+	}
+	if a.NetworkPolicies != nil {
+		for _, name := range sortedKeys(findings) { // the namespaces with judged pods
+			for _, np := range a.NetworkPolicies(name) {
+				res := set.JudgeNetworkPolicy(np, namespaces[name])
+				if len(res.Matched) == 0 {
+					continue
+				}
+				sum.NetworkPolicies++
+				record(ReportResource{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: name, Name: np.Name, UID: string(np.UID)}, res)
 			}
 		}
-		if sum.Violating > maxEvents {
-			unlogged++
-			continue
-		}
-		checks := make([]string, len(pairs))
-		for i, k := range pairs {
-			checks[i] = k[0] + "/" + k[1]
-		}
-		log.Warn("running pod fails its policies", "event", "audit.violation", "namespace", sp.Namespace, "pod", sp.Name,
-			"allowed", res.Allowed(), "checks", checks, "violations", res.Violations)
 	}
 	if unlogged > 0 {
 		log.Warn("more running pods fail their policies: not logged one by one", "event", "audit.truncated",

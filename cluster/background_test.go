@@ -11,7 +11,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 
 	agtest "agentgate.io/agentgate/internal/testutil"
@@ -130,5 +134,60 @@ func TestBackgroundAudit(t *testing.T) {
 	<-done
 	if n := testutil.CollectAndCount(a.violations); n != 0 {
 		t.Errorf("%d violation series after Run returned: a replica that stopped leading must not report", n)
+	}
+}
+
+// TestBackgroundAuditJudgesNetworkPolicies: beside the running pods, the NetworkPolicies of their namespaces
+// are judged by the policy that manages the network there: one written before the namespace was managed that
+// widens the pods' egress is counted, logged and reported like a failing pod; one within the policy is not.
+func TestBackgroundAuditJudgesNetworkPolicies(t *testing.T) {
+	ctx := t.Context()
+	runner := runningAgentPod(1)
+	pods, err := StartPodCache(ctx, fake.NewClientset(runner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, errs := policy.Parse([]byte(netPolicy("agentgate.io/agents", "{cidr: 10.0.0.0/8, ports: [{port: 443}]}")))
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	set := policy.NewSet(parsePolicy(t), net)
+	np := func(name string, egress []networkingv1.NetworkPolicyEgressRule) *networkingv1.NetworkPolicy {
+		return &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "agents", UID: types.UID("uid-" + name)},
+			Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}, Egress: egress}}
+	}
+	port := intstr.FromInt32(443)
+	within := np("api-only", []networkingv1.NetworkPolicyEgressRule{{
+		To:    []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.1.0.0/16"}}},
+		Ports: []networkingv1.NetworkPolicyPort{{Port: &port}},
+	}})
+	open := np("legacy-open", []networkingv1.NetworkPolicyEgressRule{{}})
+	logs := &agtest.LogBuffer{}
+	a := &BackgroundAudit{
+		Pods: pods, Policies: func() (*policy.Set, <-chan struct{}) { return set, nil },
+		Namespaces: Namespaces{Labels: labelsOf(map[string]map[string]string{"agents": agentNS})},
+		NetworkPolicies: func(ns string) []*networkingv1.NetworkPolicy {
+			if ns == "agents" {
+				return []*networkingv1.NetworkPolicy{within, open}
+			}
+			return nil
+		},
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+	}
+	reg := prometheus.NewRegistry()
+	if err := a.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	agtest.EventuallyTrue(t, 10*time.Second, "the pod cache", func() bool { return len(pods.Running("agents")) == 1 })
+	sum := a.RunOnce(ctx)
+	if sum.Judged != 1 || sum.NetworkPolicies != 2 || sum.Violating != 1 {
+		t.Fatalf("summary %+v: want the pod and both NetworkPolicies judged, legacy-open failing", sum)
+	}
+	evs := logs.Events("audit.violation")
+	if len(evs) != 1 || evs[0]["networkpolicy"] != "legacy-open" || evs[0]["namespace"] != "agents" {
+		t.Errorf("audit.violation events %v", evs)
+	}
+	if got := testutil.ToFloat64(a.violations.WithLabelValues("net", policy.CheckNetworkEgress)); got != 1 {
+		t.Errorf("agentgate_audit_violations{net, networkEgress} = %v, want 1", got)
 	}
 }

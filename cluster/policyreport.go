@@ -51,7 +51,8 @@ type NamespaceFindings struct {
 	Results []ReportResult
 }
 
-// ReportResult is one PolicyReport result: one check of one policy failed by one pod.
+// ReportResult is one PolicyReport result: one check of one policy failed by one object (a pod, or a
+// NetworkPolicy of its namespace).
 type ReportResult struct {
 	Policy     string            `json:"policy"`
 	Rule       string            `json:"rule"`
@@ -64,7 +65,7 @@ type ReportResult struct {
 	Timestamp  *reportTimestamp  `json:"timestamp,omitempty"`
 }
 
-// ReportResource is the pod a result is about.
+// ReportResource is the object a result is about.
 type ReportResource struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
@@ -86,8 +87,16 @@ type reportSummary struct {
 	Skip  int `json:"skip"`
 }
 
-// podResults turns one pod's violations into report results, in violation order.
-func podResults(sp *StoredPod, vs policy.Violations) []ReportResult {
+// what names the object for a message: "running pod", "NetworkPolicy".
+func (r ReportResource) what() string {
+	if r.Kind == "Pod" {
+		return "running pod"
+	}
+	return r.Kind
+}
+
+// objectResults turns one object's violations into report results, in violation order.
+func objectResults(obj ReportResource, vs policy.Violations) []ReportResult {
 	out := make([]ReportResult, 0, len(vs))
 	for _, v := range vs {
 		result := "warn"
@@ -97,7 +106,7 @@ func podResults(sp *StoredPod, vs policy.Violations) []ReportResult {
 		out = append(out, ReportResult{
 			Policy: v.Policy, Rule: v.Check, Result: result, Source: ReportSource, Message: v.Message,
 			Properties: map[string]string{"field": v.Field, "mode": string(v.Mode)},
-			Resources:  []ReportResource{{APIVersion: "v1", Kind: "Pod", Namespace: sp.Namespace, Name: sp.Name, UID: string(sp.UID)}},
+			Resources:  []ReportResource{obj},
 		})
 	}
 	return out

@@ -300,6 +300,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 				fmt.Fprintln(stderr, "agentgate serve:", err)
 				return 1
 			}
+			if audit != nil {
+				audit.NetworkPolicies = opts.NetworkPolicies.Others
+			}
 		}
 	}
 	if len(opts.Sources) == 0 {
