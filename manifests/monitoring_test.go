@@ -219,3 +219,28 @@ func TestDashboardIsWellFormed(t *testing.T) {
 		t.Errorf("%d panels: the dashboard lost its content", len(ids))
 	}
 }
+
+// TestOperatingDocExplainsEveryAlert: docs/operating.md's alert table has a row for each alert of the
+// PrometheusRule, saying what it means and what to do.
+func TestOperatingDocExplainsEveryAlert(t *testing.T) {
+	rule := rulesFile(t, t.TempDir())
+	doc, err := os.ReadFile("../docs/operating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			n++
+			if !strings.Contains(string(doc), "| `"+r.Alert+"` (") {
+				t.Errorf("docs/operating.md has no alert table row for %s", r.Alert)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no alert read from the PrometheusRule")
+	}
+}
