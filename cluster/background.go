@@ -195,8 +195,7 @@ func (a *BackgroundAudit) judge(ctx context.Context, set *policy.Set) AuditSumma
 		log.Warn("more running pods fail their policies: not logged one by one", "event", "audit.truncated",
 			"unlogged", unlogged, "max_events", maxEvents)
 	}
-	sum.Reports, sum.ReportsSkipped = a.writeReports(ctx, findings, log)
-	sum.Elapsed = time.Since(start)
+	// The metrics first: they are what the run found, whatever becomes of the API writes after them.
 	if a.violations != nil {
 		a.violations.Reset()
 		for k, n := range counts {
@@ -204,6 +203,8 @@ func (a *BackgroundAudit) judge(ctx context.Context, set *policy.Set) AuditSumma
 		}
 		a.lastRun.SetToCurrentTime()
 	}
+	sum.Reports, sum.ReportsSkipped = a.writeReports(ctx, findings, log)
+	sum.Elapsed = time.Since(start)
 	log.Info("background audit done", "event", "audit.completed", "judged", sum.Judged, "violating", sum.Violating,
 		"unjudged", sum.Unjudged, "duration", sum.Elapsed.Seconds())
 	return sum

@@ -6,12 +6,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"agentgate.io/agentgate/internal/testutil"
@@ -107,6 +113,8 @@ func TestBackgroundAuditCountsWhatRunsAgainstThePolicy(t *testing.T) {
 	if _, err := env.client.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// PolicyReports are written once their CRD is served.
+	installPolicyReportCRD(t)
 	// A policy change: a second policy that selects no namespace, so that it changes no verdict.
 	cms := env.client.CoreV1().ConfigMaps(systemNamespace)
 	trigger := policyConfigMap("agentgate-policy-audit-trigger", "apiVersion: agentgate.io/v1alpha1\nkind: AgentPolicy\nmetadata: {name: audit-trigger}\nspec:\n  match:\n    namespaceSelector: {matchLabels: {e2e.agentgate.io/none: \"true\"}}\n")
@@ -136,5 +144,49 @@ func TestBackgroundAuditCountsWhatRunsAgainstThePolicy(t *testing.T) {
 	}
 	if v := env.server.metric(t, "agentgate_audit_last_run_timestamp_seconds"); v < float64(time.Now().Add(-time.Minute).Unix()) {
 		t.Errorf("agentgate_audit_last_run_timestamp_seconds = %v", v)
+	}
+	// The namespace's PolicyReport, written by the same run, names the pod, the check and the field.
+	reports := dynamic.NewForConfigOrDie(env.cfg).Resource(schema.GroupVersionResource{Group: "wgpolicyk8s.io", Version: "v1alpha2", Resource: "policyreports"})
+	testutil.Eventually(t, 30*time.Second, "the PolicyReport of "+ns, func() error {
+		r, err := reports.Namespace(ns).Get(ctx, "agentgate", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		results, _, _ := unstructured.NestedSlice(r.Object, "results")
+		for _, res := range results {
+			m, _ := res.(map[string]any)
+			props, _ := m["properties"].(map[string]any)
+			resources, _ := m["resources"].([]any)
+			if m["rule"] == "hostNamespaces" && m["result"] == "fail" && props["field"] == "spec.hostPID" && len(resources) == 1 &&
+				resources[0].(map[string]any)["name"] == bad.Name {
+				return nil
+			}
+		}
+		return fmt.Errorf("no hostNamespaces result for %s in %v", bad.Name, results)
+	})
+}
+
+var (
+	policyReportCRDOnce sync.Once
+	policyReportCRDErr  error
+)
+
+// installPolicyReportCRD installs the stand-in PolicyReport CRD of cluster/testdata once and waits until it is
+// served.
+func installPolicyReportCRD(t *testing.T) {
+	t.Helper()
+	policyReportCRDOnce.Do(func() {
+		var data []byte
+		if data, policyReportCRDErr = os.ReadFile(filepath.Join(env.root, "cluster", "testdata", "policyreport-crd.yaml")); policyReportCRDErr != nil {
+			return
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if policyReportCRDErr = yaml.Unmarshal(data, &crd); policyReportCRDErr != nil {
+			return
+		}
+		_, policyReportCRDErr = envtest.InstallCRDs(env.cfg, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{&crd}})
+	})
+	if policyReportCRDErr != nil {
+		t.Fatalf("installing the PolicyReport CRD: %v", policyReportCRDErr)
 	}
 }
