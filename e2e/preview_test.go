@@ -6,18 +6,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"agentgate.io/agentgate/internal/testutil"
@@ -114,7 +111,7 @@ func TestBackgroundAuditCountsWhatRunsAgainstThePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// PolicyReports are written once their CRD is served.
-	installPolicyReportCRD(t)
+	installCRDFiles(t, "cluster/testdata/policyreport-crd.yaml")
 	// A policy change: a second policy that selects no namespace, so that it changes no verdict.
 	cms := env.client.CoreV1().ConfigMaps(systemNamespace)
 	trigger := policyConfigMap("agentgate-policy-audit-trigger", "apiVersion: agentgate.io/v1alpha1\nkind: AgentPolicy\nmetadata: {name: audit-trigger}\nspec:\n  match:\n    namespaceSelector: {matchLabels: {e2e.agentgate.io/none: \"true\"}}\n")
@@ -164,29 +161,4 @@ func TestBackgroundAuditCountsWhatRunsAgainstThePolicy(t *testing.T) {
 		}
 		return fmt.Errorf("no hostNamespaces result for %s in %v", bad.Name, results)
 	})
-}
-
-var (
-	policyReportCRDOnce sync.Once
-	policyReportCRDErr  error
-)
-
-// installPolicyReportCRD installs the stand-in PolicyReport CRD of cluster/testdata once and waits until it is
-// served.
-func installPolicyReportCRD(t *testing.T) {
-	t.Helper()
-	policyReportCRDOnce.Do(func() {
-		var data []byte
-		if data, policyReportCRDErr = os.ReadFile(filepath.Join(env.root, "cluster", "testdata", "policyreport-crd.yaml")); policyReportCRDErr != nil {
-			return
-		}
-		var crd apiextensionsv1.CustomResourceDefinition
-		if policyReportCRDErr = yaml.Unmarshal(data, &crd); policyReportCRDErr != nil {
-			return
-		}
-		_, policyReportCRDErr = envtest.InstallCRDs(env.cfg, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{&crd}})
-	})
-	if policyReportCRDErr != nil {
-		t.Fatalf("installing the PolicyReport CRD: %v", policyReportCRDErr)
-	}
 }

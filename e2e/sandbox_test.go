@@ -37,36 +37,56 @@ var (
 	agentJobV1             = schema.GroupVersionResource{Group: "example.agentgate.io", Version: "v1", Resource: "agentjobs"}
 )
 
-var (
-	crdsOnce sync.Once
-	crdsErr  error
-)
-
 // installCRDs installs agent-sandbox's Sandbox and SandboxTemplate CRDs and the AgentJob CRD once, and waits
 // until the API server serves them. agent-sandbox's conversion webhook does not run here, so conversion
 // between its versions is None (the pod template is at the same path in both).
 func installCRDs(t *testing.T) {
 	t.Helper()
-	crdsOnce.Do(func() {
-		var crds []*apiextensionsv1.CustomResourceDefinition
-		for _, f := range []string{"agent-sandbox/agents.x-k8s.io_sandboxes.yaml", "agent-sandbox/extensions.agents.x-k8s.io_sandboxtemplates.yaml", "agentjob-crd.yaml"} {
-			data, err := os.ReadFile(filepath.Join(env.root, "e2e", "testdata", f))
+	installCRDFiles(t, "e2e/testdata/agent-sandbox/agents.x-k8s.io_sandboxes.yaml",
+		"e2e/testdata/agent-sandbox/extensions.agents.x-k8s.io_sandboxtemplates.yaml", "e2e/testdata/agentjob-crd.yaml")
+}
+
+var (
+	crdsMu        sync.Mutex
+	crdsInstalled = map[string]error{}
+)
+
+// installCRDFiles installs the CRDs of these files (paths from the repository root) once per test process, and
+// waits until the API server serves them.
+func installCRDFiles(t *testing.T, files ...string) {
+	t.Helper()
+	crdsMu.Lock()
+	defer crdsMu.Unlock()
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	for _, f := range files {
+		if err, done := crdsInstalled[f]; done {
 			if err != nil {
-				crdsErr = err
-				return
+				t.Fatalf("installing the CRD of %s: %v", f, err)
 			}
-			var crd apiextensionsv1.CustomResourceDefinition
-			if err := yaml.Unmarshal(data, &crd); err != nil {
-				crdsErr = fmt.Errorf("%s: %w", f, err)
-				return
-			}
-			crd.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.NoneConverter}
-			crds = append(crds, &crd)
+			continue
 		}
-		_, crdsErr = envtest.InstallCRDs(env.cfg, envtest.CRDInstallOptions{CRDs: crds})
-	})
-	if crdsErr != nil {
-		t.Fatalf("installing the CRDs: %v", crdsErr)
+		data, err := os.ReadFile(filepath.Join(env.root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(data, &crd); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		crd.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.NoneConverter}
+		crds = append(crds, &crd)
+	}
+	if len(crds) == 0 {
+		return
+	}
+	_, err := envtest.InstallCRDs(env.cfg, envtest.CRDInstallOptions{CRDs: crds})
+	for _, f := range files {
+		if _, done := crdsInstalled[f]; !done {
+			crdsInstalled[f] = err
+		}
+	}
+	if err != nil {
+		t.Fatalf("installing the CRDs of %v: %v", files, err)
 	}
 }
 
