@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,6 +20,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
+
+	"agentgate.io/agentgate/certs"
 )
 
 type checklistItem struct {
@@ -233,6 +236,9 @@ func TestChecklistEachItemFailsOnItsOwn(t *testing.T) {
 				c.putPolicy(t, strings.Replace(c.policyYAML, "  mode: enforce", "  mode: warn", 1))
 			},
 			func(t *testing.T) { c.putPolicy(t, c.policyYAML) }},
+		{"tls", "ValidatingWebhookConfiguration " + e2eWebhookName + ", webhook validate.workloads.agentgate.io: https://",
+			func(t *testing.T) { c.trustOtherCA(t, true) },
+			func(t *testing.T) { c.trustOtherCA(t, false) }},
 		{"sandbox", "no webhook with failurePolicy Fail sees UPDATE pods/resize in agent namespace " + c.agents,
 			func(t *testing.T) { c.editValidating(t, "pods/resize") },
 			func(t *testing.T) { c.editValidating(t, "") }},
@@ -346,6 +352,32 @@ func TestChecklistEachItemFailsOnItsOwn(t *testing.T) {
 	}
 	if _, r := c.run(t); fmt.Sprint(statuses(r)) != fmt.Sprint(before) {
 		t.Errorf("after restoring: %v, want %v", statuses(r), before)
+	}
+}
+
+// trustOtherCA makes the e2e ValidatingWebhookConfiguration's caBundle a CA that did not sign agentgate's
+// certificate (the API server could no longer call it), or puts the saved configuration back.
+func (c *checklistSetup) trustOtherCA(t *testing.T, other bool) {
+	t.Helper()
+	if !other {
+		c.editValidating(t, "")
+		return
+	}
+	ca, err := certs.GenerateCA("not-agentgate", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vwcs := env.client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	cur, err := vwcs.Get(context.Background(), e2eWebhookName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.savedValidating = cur.DeepCopy()
+	for i := range cur.Webhooks {
+		cur.Webhooks[i].ClientConfig.CABundle = ca.CertPEM
+	}
+	if _, err := vwcs.Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 
