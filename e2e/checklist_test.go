@@ -18,6 +18,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
@@ -190,9 +193,17 @@ func newChecklistSetup(t *testing.T) *checklistSetup {
 func TestChecklistFullSetupPasses(t *testing.T) {
 	c := newChecklistSetup(t)
 	code, r := c.run(t)
+	// alerts: unknown until TestChecklistAlerts has installed the PrometheusRule CRD, and then pass (it leaves
+	// agentgate's rule in place).
+	alerts, wantPass, wantUnknown := "unknown", 8, 5
+	if served, err := env.serves("monitoring.coreos.com/v1", "PrometheusRule"); err != nil {
+		t.Fatal(err)
+	} else if served {
+		alerts, wantPass, wantUnknown = "pass", 9, 4
+	}
 	want := map[string]string{
 		"tls": "pass", "token": "pass", "sandbox": "pass", "resources": "pass", "commands": "pass", "network": "pass",
-		"audit-logs": "pass", "alerts": "unknown", "rotation": "pass",
+		"audit-logs": "pass", "alerts": alerts, "rotation": "pass",
 		"kube-bench": "unknown", "anonymous-auth": "unknown", "dashboard": "unknown", "bastion": "unknown",
 	}
 	got := statuses(r)
@@ -213,7 +224,7 @@ func TestChecklistFullSetupPasses(t *testing.T) {
 	if it := itemOf(r, "kube-bench"); !strings.Contains(it.Remedy, "kube-bench run") {
 		t.Errorf("kube-bench remedy %q", it.Remedy)
 	}
-	if r.Summary.Pass != 8 || r.Summary.Fail != 0 || r.Summary.Unknown != 5 {
+	if r.Summary.Pass != wantPass || r.Summary.Fail != 0 || r.Summary.Unknown != wantUnknown {
 		t.Errorf("summary %+v", r.Summary)
 	}
 }
@@ -407,6 +418,65 @@ func (c *checklistSetup) editValidating(t *testing.T, resource string) {
 	}
 	if _, err := vwcs.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestChecklistAlerts: with the Prometheus Operator's CRD served, alerts fails while agentgate has no
+// PrometheusRule, fails naming the alerts an older or edited rule lacks, and passes with this release's rule.
+func TestChecklistAlerts(t *testing.T) {
+	c := newChecklistSetup(t)
+	installCRDFiles(t, "e2e/testdata/prometheusrule-crd.yaml")
+	rules := dynamic.NewForConfigOrDie(env.cfg).Resource(schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: "prometheusrules"})
+	raw, err := os.ReadFile(filepath.Join(env.root, "manifests", "components", "monitoring", "prometheusrule.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := object(t, string(raw))
+	rule.SetNamespace(c.system)
+	// A previous run's rule (another setup namespace) would answer for this one: start with none.
+	previous, err := rules.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range previous.Items {
+		if err := rules.Namespace(p.GetNamespace()).Delete(ctx, p.GetName(), metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	alertsItem := func() checklistItem {
+		t.Helper()
+		_, r := c.run(t)
+		return itemOf(r, "alerts")
+	}
+	if it := alertsItem(); it.Status != "fail" || !strings.Contains(strings.Join(it.Evidence, "\n"), "no PrometheusRule for agentgate") {
+		t.Errorf("no rule: %s %q", it.Status, it.Evidence)
+	}
+
+	older := rule.DeepCopy()
+	groups, _, _ := unstructured.NestedSlice(older.Object, "spec", "groups")
+	group := groups[0].(map[string]any)
+	group["rules"] = slices.DeleteFunc(group["rules"].([]any), func(r any) bool { return r.(map[string]any)["alert"] == "AgentgateAuditStale" })
+	if err := unstructured.SetNestedSlice(older.Object, groups, "spec", "groups"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rules.Namespace(c.system).Create(ctx, older, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if it := alertsItem(); it.Status != "fail" || !strings.Contains(strings.Join(it.Evidence, "\n"), "lacks AgentgateAuditStale") {
+		t.Errorf("a rule without AgentgateAuditStale: %s %q", it.Status, it.Evidence)
+	}
+
+	cur, err := rules.Namespace(c.system).Get(ctx, rule.GetName(), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule.SetResourceVersion(cur.GetResourceVersion())
+	if _, err := rules.Namespace(c.system).Update(ctx, rule, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if it := alertsItem(); it.Status != "pass" {
+		t.Errorf("this release's rule: %s %q", it.Status, it.Evidence)
 	}
 }
 

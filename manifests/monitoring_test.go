@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"agentgate.io/agentgate/internal/checklist"
 )
 
 const monitoringDir = "components/monitoring"
@@ -242,5 +244,22 @@ func TestOperatingDocExplainsEveryAlert(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no alert read from the PrometheusRule")
+	}
+}
+
+// TestChecklistKnowsEveryAlert: agentgate checklist's alerts item requires exactly the PrometheusRule's alerts.
+func TestChecklistKnowsEveryAlert(t *testing.T) {
+	rule := rulesFile(t, t.TempDir())
+	var alerts []string
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" {
+				alerts = append(alerts, r.Alert)
+			}
+		}
+	}
+	want := slices.Sorted(slices.Values(checklist.Alerts))
+	if got := slices.Sorted(slices.Values(alerts)); !slices.Equal(got, want) {
+		t.Errorf("the PrometheusRule's alerts %v, internal/checklist.Alerts %v: keep them equal", got, want)
 	}
 }

@@ -730,10 +730,31 @@ func (s *state) groupServed(gv string) (bool, error) {
 	return false, err
 }
 
+// ruleGroup is a PrometheusRule's group, as far as its alert names.
+type ruleGroup struct {
+	Rules []struct {
+		Alert string `json:"alert"`
+	} `json:"rules"`
+}
+
+// hasAlert says whether the group defines the alert.
+func (g ruleGroup) hasAlert(name string) bool {
+	for _, r := range g.Rules {
+		if r.Alert == name {
+			return true
+		}
+	}
+	return false
+}
+
 type objectList struct {
 	Items []struct {
 		Metadata metav1.ObjectMeta `json:"metadata"`
-		Status   struct {
+		// Spec is what a PrometheusRule says: its alerts.
+		Spec struct {
+			Groups []ruleGroup `json:"groups"`
+		} `json:"spec"`
+		Status struct {
 			NotAfter    string `json:"notAfter"`
 			RenewalTime string `json:"renewalTime"`
 		} `json:"status"`
@@ -768,13 +789,35 @@ func (s *state) alerts(ctx context.Context, b *builder) {
 		b.unknown("listing PrometheusRules: %s", reason(err))
 		return
 	}
+	found := false
 	for _, it := range l.Items {
-		if isAgentgate(it.Metadata) {
-			b.pass("PrometheusRule %s/%s", it.Metadata.Namespace, it.Metadata.Name)
-			return
+		if !isAgentgate(it.Metadata) {
+			continue
 		}
+		found = true
+		var missing []string
+		for _, want := range Alerts {
+			if !slices.ContainsFunc(it.Spec.Groups, func(g ruleGroup) bool { return g.hasAlert(want) }) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) > 0 {
+			b.fail("PrometheusRule %s/%s lacks %s: apply this release's manifests/components/monitoring", it.Metadata.Namespace, it.Metadata.Name, strings.Join(missing, ", "))
+			continue
+		}
+		b.pass("PrometheusRule %s/%s holds agentgate's %d alerts", it.Metadata.Namespace, it.Metadata.Name, len(Alerts))
 	}
-	b.fail("no PrometheusRule for agentgate among %d PrometheusRules", len(l.Items))
+	if !found {
+		b.fail("no PrometheusRule for agentgate among %d PrometheusRules", len(l.Items))
+	}
+}
+
+// Alerts are the alerts of manifests/components/monitoring/prometheusrule.yaml (a manifests test keeps the two
+// equal): a PrometheusRule without one of them is an older release's, or an edited one.
+var Alerts = []string{
+	"AgentgateWebhookErrors", "AgentgateWebhookDown", "AgentgateDenialSpike", "AgentgatePolicyReloadFailed",
+	"AgentgateCertificateExpiresSoon", "AgentgateGuardedChange", "AgentgateExecBlockedCommand", "AgentgateExecByNonAdmin",
+	"AgentgateNetworkPolicyReconcileFailing", "AgentgateRunningWorkloadsViolatePolicy", "AgentgateAuditStale",
 }
 
 func (s *state) rotation(ctx context.Context, b *builder) {
