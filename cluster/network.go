@@ -483,13 +483,16 @@ func (m *NetworkPolicyCache) Present(namespace string) bool {
 	return err == nil && isManaged(np)
 }
 
-// Others lists the namespace's NetworkPolicies that are not agentgate's. Shared with the cache: read only.
+// Others lists the namespace's NetworkPolicies that are not agentgate's, by name (a denial and a report read
+// the same every time). Shared with the cache: read only.
 func (m *NetworkPolicyCache) Others(namespace string) []*networkingv1.NetworkPolicy {
 	all, err := m.lister.NetworkPolicies(namespace).List(labels.Everything())
 	if err != nil {
 		return nil
 	}
-	return slices.DeleteFunc(all, func(np *networkingv1.NetworkPolicy) bool { return np.Name == policy.NetworkPolicyName && isManaged(np) })
+	all = slices.DeleteFunc(all, func(np *networkingv1.NetworkPolicy) bool { return np.Name == policy.NetworkPolicyName && isManaged(np) })
+	slices.SortFunc(all, func(a, b *networkingv1.NetworkPolicy) int { return strings.Compare(a.Name, b.Name) })
+	return all
 }
 
 func isManaged(np *networkingv1.NetworkPolicy) bool {

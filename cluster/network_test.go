@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -376,13 +377,18 @@ func TestNetworkPolicyCache(t *testing.T) {
 	if cache.Present(ns) {
 		t.Error("an unlabelled agentgate-egress counts as agentgate's")
 	}
+	create("aaa-first", nil)
+	tu.EventuallyTrue(t, 10*time.Second, "the cache to see the third", func() bool { return len(others()) == 3 })
+	if got := others(); !slices.Equal(got, []string{"aaa-first", policy.NetworkPolicyName, "legacy"}) {
+		t.Errorf("others %v, want them by name", got)
+	}
 	if err := cs.NetworkingV1().NetworkPolicies(ns).Delete(ctx, policy.NetworkPolicyName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	create(policy.NetworkPolicyName, map[string]string{policy.ManagedByLabel: policy.ManagedByValue})
 	tu.EventuallyTrue(t, 10*time.Second, "agentgate-egress present", func() bool { return cache.Present(ns) })
-	if got := others(); len(got) != 1 || got[0] != "legacy" {
-		t.Errorf("others = %v, want [legacy]", got)
+	if got := others(); !slices.Equal(got, []string{"aaa-first", "legacy"}) {
+		t.Errorf("others = %v, want [aaa-first legacy]", got)
 	}
 	if cache.Present("elsewhere") || len(cache.Others("elsewhere")) != 0 {
 		t.Error("another namespace shares this one's NetworkPolicies")
