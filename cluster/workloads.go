@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/pager"
 
 	"agentgate.io/agentgate/policy"
@@ -220,4 +222,28 @@ func servedTemplateKinds(disc discovery.DiscoveryInterface, kinds *policy.PodTem
 		out = append(out, byGK[gk])
 	}
 	return out, nil
+}
+
+// TokenSecretSelector selects service-account token Secrets (Secrets support the field "type"): a pod spec
+// names a Secret, not its type.
+var TokenSecretSelector = fields.OneTermEqualSelector("type", string(corev1.SecretTypeServiceAccountToken)).String()
+
+// TokenSecretNames lists the names of a namespace's service-account token Secrets through their metadata only
+// (PartialObjectMetadata: no Secret data is read), paginated. API calls: one paginated LIST.
+func TokenSecretNames(ctx context.Context, mc metadata.Interface, namespace string) ([]string, error) {
+	var names []string
+	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return mc.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace(namespace).List(ctx, opts)
+	})
+	p.PageSize = pageSize
+	err := p.EachListItem(ctx, metav1.ListOptions{FieldSelector: TokenSecretSelector}, func(obj runtime.Object) error {
+		if m, ok := obj.(metav1.Object); ok {
+			names = append(names, m.GetName())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing service-account token Secrets in namespace %s: %w", namespace, err)
+	}
+	return names, nil
 }

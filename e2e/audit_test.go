@@ -69,6 +69,20 @@ func TestAuditFindsWhatRunsAgainstThePolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A service-account token Secret, and a pod that reads it, both there before the label: the Secret is
+	// reported (its CREATE would be refused now) and the pod for reading it.
+	tokenSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ci-settings", Annotations: map[string]string{corev1.ServiceAccountNameKey: "default"}},
+		Type: corev1.SecretTypeServiceAccountToken}
+	if _, err := env.client.CoreV1().Secrets(ns).Create(ctx, tokenSecret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	reader := agentPod("reader")
+	reader.Spec = hardened.Spec
+	reader.Spec.Volumes = append(reader.Spec.Volumes, corev1.Volume{Name: "cfg", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "ci-settings"}}})
+	reader.Spec.Containers[0].VolumeMounts = append(reader.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "cfg", MountPath: "/cfg"})
+	if _, err := env.client.CoreV1().Pods(ns).Create(ctx, reader, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	// An agent-sandbox Sandbox whose template was never judged either: audit lists it by its template.
 	installCRDs(t)
 	sandbox := object(t, sandboxDoc("agents.x-k8s.io/v1beta1", "Sandbox", "privileged-sandbox", allowedImage, "        securityContext: {privileged: true}\n"))
@@ -107,6 +121,14 @@ func TestAuditFindsWhatRunsAgainstThePolicy(t *testing.T) {
 	}
 	if e, ok := byName["good"]; !ok || !e.Allowed {
 		t.Errorf("good pod: %+v", e)
+	}
+	if e, ok := byName["ci-settings"]; !ok || e.Allowed || e.Kind != "Secret" ||
+		!slices.ContainsFunc(e.Violations, func(v auditViolation) bool { return v.Field == "type" }) {
+		t.Errorf("token Secret: %+v (all: %s)", e, out)
+	}
+	if e, ok := byName["reader"]; !ok || e.Allowed ||
+		!slices.ContainsFunc(e.Violations, func(v auditViolation) bool { return v.Field == "spec.volumes[0].secret.secretName" }) {
+		t.Errorf("pod reading the token Secret: %+v (all: %s)", e, out)
 	}
 	if e, ok := byName["privileged-sandbox"]; !ok || e.Allowed || e.Kind != "Sandbox" ||
 		!slices.ContainsFunc(e.Violations, func(v auditViolation) bool {

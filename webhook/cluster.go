@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -16,6 +15,7 @@ import (
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 
+	"agentgate.io/agentgate/cluster"
 	"agentgate.io/agentgate/policy"
 )
 
@@ -222,13 +222,10 @@ type TokenSecretInformer struct {
 	synced cache.InformerSynced
 }
 
-// tokenSecretSelector selects service-account token Secrets (secrets support the field "type").
-var tokenSecretSelector = fields.OneTermEqualSelector("type", string(corev1.SecretTypeServiceAccountToken)).String()
-
 // StartTokenSecretInformer starts the informer; it stops with ctx.
 func StartTokenSecretInformer(ctx context.Context, client metadata.Interface) *TokenSecretInformer {
 	factory := metadatainformer.NewFilteredSharedInformerFactory(client, 0, metav1.NamespaceAll,
-		func(o *metav1.ListOptions) { o.FieldSelector = tokenSecretSelector })
+		func(o *metav1.ListOptions) { o.FieldSelector = cluster.TokenSecretSelector })
 	inf := factory.ForResource(corev1.SchemeGroupVersion.WithResource("secrets"))
 	// Names are all that is kept: annotations and managed fields would only cost memory.
 	_ = inf.Informer().SetTransform(func(obj any) (any, error) {

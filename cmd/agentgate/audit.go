@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,9 +13,12 @@ import (
 	"os"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"agentgate.io/agentgate/cluster"
@@ -86,7 +90,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail("--pod-template-kind: %v", err)
 	}
-	client, dyn, err := auditClients(o.kubeconfig)
+	client, dyn, mc, err := auditClients(o.kubeconfig)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -129,10 +133,26 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		namespaces = []policy.Namespace{{Name: ns.Name, Labels: ns.Labels}}
 	}
-	r := &report.Run{Set: set, Version: version, Namespaces: map[string]map[string]string{}, PodTemplateKinds: kinds}
+	r := &report.Run{Set: set, Version: version, Namespaces: map[string]map[string]string{}, PodTemplateKinds: kinds,
+		TokenSecrets: map[string][]string{}}
+	tokensForbidden := false
 	progress := newProgress(stderr)
 	for i, ns := range namespaces {
 		r.Namespaces[ns.Name] = ns.Labels
+		// Which Secrets are service-account tokens (names only: metadata, no data). Without list on secrets the
+		// references are not judged, and the run says so once.
+		switch names, err := cluster.TokenSecretNames(ctx, mc, ns.Name); {
+		case err == nil:
+			r.TokenSecrets[ns.Name] = names
+		case apierrors.IsForbidden(err):
+			if !tokensForbidden {
+				fmt.Fprintf(stderr, "agentgate audit: cannot list Secrets' metadata (%v): references to service-account token Secrets are not judged\n", err)
+				tokensForbidden = true
+			}
+		default:
+			progress.done()
+			return fail("%v", err)
+		}
 		var docs []byte
 		n := 0
 		collect := func(_ string, obj []byte) error {
@@ -143,6 +163,16 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err := cluster.EachWorkload(ctx, client, ns.Name, collect)
 		if err == nil {
 			err = templates.Each(ctx, ns.Name, collect)
+		}
+		// The token Secrets themselves, judged as their CREATE would be now (their type and name: no data).
+		for _, name := range r.TokenSecrets[ns.Name] {
+			if err != nil {
+				break
+			}
+			var doc []byte
+			if doc, err = json.Marshal(tokenSecretHeader(ns.Name, name)); err == nil {
+				err = collect("Secret", doc)
+			}
 		}
 		if err != nil {
 			progress.done()
@@ -165,20 +195,33 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return r.Tally().ExitCode()
 }
 
-func auditClients(kubeconfig string) (kubernetes.Interface, dynamic.Interface, error) {
+// tokenSecretHeader is a service-account token Secret as far as agentgate judges one: no data.
+func tokenSecretHeader(namespace, name string) *corev1.Secret {
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Type:       corev1.SecretTypeServiceAccountToken,
+	}
+}
+
+func auditClients(kubeconfig string) (kubernetes.Interface, dynamic.Interface, metadata.Interface, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
-		return nil, nil, fmt.Errorf("no cluster configuration (--kubeconfig, $KUBECONFIG, in-cluster): %w", err)
+		return nil, nil, nil, fmt.Errorf("no cluster configuration (--kubeconfig, $KUBECONFIG, in-cluster): %w", err)
 	}
 	cfg.UserAgent = "agentgate-audit/" + version
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
-	return client, dyn, err
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	mc, err := metadata.NewForConfig(cfg)
+	return client, dyn, mc, err
 }
 
 // progress is one line rewritten in place on a terminal, and nothing elsewhere (a CI log gets no noise).

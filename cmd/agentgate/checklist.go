@@ -62,7 +62,7 @@ func runChecklist(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if output != "text" && output != "json" {
 		return fail("-o %q: want text or json", output)
 	}
-	client, _, err := auditClients(kubeconfig)
+	client, _, _, err := auditClients(kubeconfig)
 	if err != nil {
 		return fail("%v", err)
 	}

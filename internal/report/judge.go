@@ -257,5 +257,8 @@ func (r *Run) namespace(name string) policy.Namespace {
 			ns.Labels["kubernetes.io/metadata.name"] = ns.Name
 		}
 	}
+	if names, ok := r.TokenSecrets[ns.Name]; ok {
+		ns.IsTokenSecret = func(secret string) bool { return slices.Contains(names, secret) }
+	}
 	return ns
 }

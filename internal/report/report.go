@@ -32,6 +32,10 @@ type Run struct {
 	// Namespaces, when set, are the live labels of each namespace by name (agentgate audit): they win over
 	// NamespaceLabels for the namespaces they hold.
 	Namespaces map[string]map[string]string
+	// TokenSecrets, when set, are the names of each namespace's service-account token Secrets (agentgate audit):
+	// a workload of a namespace it holds is judged by serviceAccountTokenSecrets; elsewhere references to
+	// Secrets are not judged (their types are unknown offline).
+	TokenSecrets map[string][]string
 	// Requester is who would send the workloads to the API server; the zero value (unknown) applies no
 	// requester-anchored exemption, the strict side.
 	Requester policy.Requester
