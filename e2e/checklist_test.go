@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"agentgate.io/agentgate/certs"
+	"agentgate.io/agentgate/internal/testutil"
 )
 
 type checklistItem struct {
@@ -280,6 +281,25 @@ func TestChecklistEachItemFailsOnItsOwn(t *testing.T) {
 			},
 			func(t *testing.T) {
 				if err := env.client.RbacV1().RoleBindings(c.agents).Delete(ctx, "binder", metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{"token", "holds a service-account token that never expires",
+			func(t *testing.T) {
+				// Written while the namespace was outside the sandbox (agentgate refuses it in an agent namespace):
+				// the label off (an admin may), the Secret created, the label back.
+				setNamespaceLabel(t, c.agents, agentLabel, nil)
+				secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "legacy-token", Annotations: map[string]string{corev1.ServiceAccountNameKey: "default"}},
+					Type: corev1.SecretTypeServiceAccountToken}
+				// Refused until the API server's namespace cache sees the label gone.
+				testutil.Eventually(t, 30*time.Second, "the token Secret created outside the sandbox", func() error {
+					_, err := env.client.CoreV1().Secrets(c.agents).Create(ctx, secret, metav1.CreateOptions{})
+					return err
+				})
+				setNamespaceLabel(t, c.agents, agentLabel, on())
+			},
+			func(t *testing.T) {
+				if err := env.client.CoreV1().Secrets(c.agents).Delete(ctx, "legacy-token", metav1.DeleteOptions{}); err != nil {
 					t.Fatal(err)
 				}
 			}},

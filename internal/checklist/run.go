@@ -43,7 +43,7 @@ type Options struct {
 // remedies say what to do when an item is not a pass.
 var remedies = map[string]string{
 	"tls":        "install agentgate's webhook configurations (manifests/base/webhooks.yaml) with a caBundle that verifies the serving certificate; serve TLS 1.3; renew a certificate expiring within 30 days (agentgate serve --cert-secret rotates it)",
-	"token":      "keep spec.serviceAccountToken.automount false in the policies and recreate the listed pods; remove the RoleBindings/ClusterRoleBindings granting the listed permissions to the agent namespaces' service accounts (kubectl auth can-i --list --as=system:serviceaccount:NS:default)",
+	"token":      "keep spec.serviceAccountToken.automount false in the policies and recreate the listed pods; delete the listed token Secrets (kubectl delete secret -n NS NAME); remove the RoleBindings/ClusterRoleBindings granting the listed permissions to the agent namespaces' service accounts (kubectl auth can-i --list --as=system:serviceaccount:NS:default)",
 	"sandbox":    "set failurePolicy: Fail on agentgate's pod webhooks, route every request listed as unseen (manifests/base/webhooks.yaml has them all), set spec.mode: enforce in every policy, taint every Windows node node.kubernetes.io/os=windows:NoSchedule, and fix or delete the listed pods (agentgate audit lists their violations)",
 	"resources":  "set spec.resources.defaults.limits and spec.resources.max (cpu and memory) in every policy, and recreate the listed pods so that limits are filled",
 	"commands":   "set spec.commands.blocked (or spec.commands.allowed) and spec.exec.mode deny or audit in every policy",
@@ -331,6 +331,7 @@ func (s *state) token(ctx context.Context, b *builder) {
 		}
 	})
 	b.pass("%d running agent pods examined for service-account tokens", n)
+	s.tokenSecrets(ctx, b)
 	// What a token of an agent namespace could do if one leaked in anyway: any of these is more than an agent needs.
 	attempts := []authorizationv1.ResourceAttributes{
 		{Verb: "get", Resource: "secrets"},
@@ -376,6 +377,38 @@ func (s *state) token(ctx context.Context, b *builder) {
 		default:
 			b.pass("ServiceAccount %s/default may not read secrets, create pods, open sessions or mint tokens (%d SubjectAccessReviews)", ns.Name, len(attempts))
 		}
+	}
+}
+
+// tokenSecrets fails for the service-account token Secrets of agent namespaces that the policies would refuse
+// at their CREATE now: tokens that never expire, which any pod of the namespace may name. They predate the rule
+// (or the namespace's label). Only their metadata is read: no Secret data.
+func (s *state) tokenSecrets(ctx context.Context, b *builder) {
+	found := 0
+	for _, ns := range s.namespaces {
+		data, err := s.c.CoreV1().RESTClient().Get().Namespace(ns.Name).Resource("secrets").
+			Param("fieldSelector", cluster.TokenSecretSelector).
+			SetHeader("Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1").DoRaw(ctx)
+		if err != nil {
+			b.unknown("service-account token Secrets of namespace %s: %s", ns.Name, reason(err))
+			continue
+		}
+		var list metav1.PartialObjectMetadataList
+		if err := json.Unmarshal(data, &list); err != nil {
+			b.unknown("service-account token Secrets of namespace %s: %v", ns.Name, err)
+			continue
+		}
+		for _, m := range list.Items {
+			secret := &corev1.Secret{ObjectMeta: m.ObjectMeta, Type: corev1.SecretTypeServiceAccountToken}
+			if res := s.set.JudgeTokenSecret(secret, ns, policy.Requester{}); !res.Allowed() {
+				found++
+				b.fail("Secret %s/%s holds a service-account token that never expires; any pod of the namespace may name it (policy %s refuses creating one now)",
+					ns.Name, m.Name, res.Violations[0].Policy)
+			}
+		}
+	}
+	if found == 0 && len(s.namespaces) > 0 {
+		b.pass("no service-account token Secret in the %d agent namespaces", len(s.namespaces))
 	}
 }
 
