@@ -142,6 +142,7 @@ func namespaceAdmin(t *testing.T, ns string) kubernetes.Interface {
 	t.Helper()
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "nadia-admin", Namespace: ns}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"*"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "patch", "update"}},
 	}}
 	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "nadia-admin", Namespace: ns},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
@@ -370,4 +371,23 @@ func TestNetworkEgressPredatingNetworkPolicy(t *testing.T) {
 		_, err := env.client.CoreV1().Pods(ns).Create(ctx, agentPod("runner"), dryRun)
 		return err
 	})
+
+	// Relabelling the running pod out of the policy's podSelector would leave it outside agentgate-egress
+	// (and its later updates unjudged): a namespace admin is refused, an admin may.
+	if _, err := env.client.CoreV1().Pods(ns).Create(ctx, agentPod("runner"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	nadia := namespaceAdmin(t, ns)
+	quarantine := labelPatch("app", ptr("quarantined"))
+	testutil.Eventually(t, 30*time.Second, "nadia's RBAC in force", func() error {
+		_, err := nadia.CoreV1().Pods(ns).Get(ctx, "runner", metav1.GetOptions{})
+		return err
+	})
+	_, err := nadia.CoreV1().Pods(ns).Patch(ctx, "runner", types.MergePatchType, quarantine, metav1.PatchOptions{})
+	if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `out of policy "network"`) {
+		t.Fatalf("nadia relabelling the running pod out of the network policy: want agentgate's 403, got %v", err)
+	}
+	if _, err := env.client.CoreV1().Pods(ns).Patch(ctx, "runner", types.MergePatchType, quarantine, metav1.PatchOptions{}); err != nil {
+		t.Errorf("an admin relabelling the pod out was refused: %v", err)
+	}
 }

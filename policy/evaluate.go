@@ -86,6 +86,21 @@ func (p *Policy) selects(w *Workload, ns Namespace, rq Requester) (bool, *Exempt
 	return true, nil
 }
 
+// Unselects lists the policies that select old but not cur, the same pod with other labels: a relabelling that
+// takes a running pod out of a policy's podSelector (and out of its NetworkPolicy's, when it manages the
+// network), after which updates of the pod are judged without it.
+func (s *Set) Unselects(old, cur *Workload, ns Namespace, rq Requester) []string {
+	var out []string
+	for _, p := range s.Policies {
+		before, _ := p.selects(old, ns, rq)
+		after, _ := p.selects(cur, ns, rq)
+		if before && !after {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
 // requesterExemption is the exemption of whatever rq sends (spec.exempt.serviceAccounts, usernames), or nil.
 func (p *Policy) requesterExemption(rq Requester) *Exemption {
 	listed, ok := p.exemptBy.match(rq)

@@ -261,3 +261,39 @@ func TestWindowsPodsAreNotHardenedForLinux(t *testing.T) {
 		}
 	}
 }
+
+// TestUnselects: relabelling a running pod out of a policy's podSelector is seen, whatever the selector's form;
+// a relabelling that keeps it selected, or one into a policy, is not.
+func TestUnselects(t *testing.T) {
+	agents := testPolicy(t, "match: {podSelector: {matchLabels: {app: agent}}}")
+	agents.Name = "agents"
+	notQuarantined := testPolicy(t, "match: {podSelector: {matchExpressions: [{key: quarantine, operator: DoesNotExist}]}}")
+	notQuarantined.Name = "not-quarantined"
+	set := NewSet(agents, notQuarantined)
+	pod := func(labels map[string]string) *Workload {
+		p := validPod()
+		p.Labels = labels
+		w, err := NewWorkload(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	ns := Namespace{Name: "agents", Labels: map[string]string{}}
+	for _, c := range []struct {
+		name     string
+		old, cur map[string]string
+		want     []string
+	}{
+		{"app changed", map[string]string{"app": "agent"}, map[string]string{"app": "other"}, []string{"agents"}},
+		{"app removed", map[string]string{"app": "agent"}, map[string]string{}, []string{"agents"}},
+		{"quarantine label added", map[string]string{"app": "agent"}, map[string]string{"app": "agent", "quarantine": "yes"}, []string{"not-quarantined"}},
+		{"both at once", map[string]string{"app": "agent"}, map[string]string{"quarantine": "yes"}, []string{"agents", "not-quarantined"}},
+		{"another label added", map[string]string{"app": "agent"}, map[string]string{"app": "agent", "team": "a"}, nil},
+		{"into a policy", map[string]string{"app": "other"}, map[string]string{"app": "agent"}, nil},
+	} {
+		if got := set.Unselects(pod(c.old), pod(c.cur), ns, Requester{}); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

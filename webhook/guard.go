@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -59,9 +61,10 @@ const (
 	changePolicyDocument = "policy_document" // the key removed, a version that does not parse, or one that cannot be measured
 	changePolicySpec     = "policy_spec"     // any other weakening of the policy document
 	changeNetworkPolicy  = "networkpolicy"   // agentgate-egress edited or deleted
+	changePodLabels      = "pod_labels"      // a running agent pod relabelled out of a policy's podSelector
 )
 
-var guardedChangeLabels = []string{changeAgentsLabel, changePolicyLabel, changePolicyMode, changePolicyDelete, changePolicyDocument, changePolicySpec, changeNetworkPolicy}
+var guardedChangeLabels = []string{changeAgentsLabel, changePolicyLabel, changePolicyMode, changePolicyDelete, changePolicyDocument, changePolicySpec, changeNetworkPolicy, changePodLabels}
 
 // weakeningChange is the metric label of a policy weakening: its rule, for the few with their own label.
 func weakeningChange(w policy.Weakening) string {
@@ -87,7 +90,7 @@ type guardMetrics struct {
 func newGuardMetrics(reg prometheus.Registerer) (*guardMetrics, error) {
 	m := &guardMetrics{changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "agentgate_guarded_changes_total",
-		Help: "Changes that take a namespace out of the agent sandbox or weaken a policy (agents_label, policy_label, policy_mode, policy_delete, policy_document, policy_spec), by result: refused, or admin (made by a member of --admin-groups).",
+		Help: "Changes that take a namespace or a running pod out of the agent sandbox or weaken a policy (agents_label, policy_label, policy_mode, policy_delete, policy_document, policy_spec, networkpolicy, pod_labels), by result: refused, or admin (made by a member of --admin-groups).",
 	}, []string{"change", "result"})}
 	if err := reg.Register(m.changes); err != nil {
 		return nil, err
@@ -263,6 +266,42 @@ func (s *Server) isAdmin(groups []string) bool {
 		}
 	}
 	return false
+}
+
+// relabelledOut guards a Pod UPDATE (judged in /validate) whose new labels take the running pod out of a
+// policy that selected it: its later updates (an image, a toleration) would be judged without that policy, and
+// the NetworkPolicy of a policy that manages the network would no longer restrict it. Nobody but an admin may;
+// the pod can always be deleted instead. Logged and counted like the guard's other changes (pod_labels).
+func (s *Server) relabelledOut(ctx context.Context, rv review, w *policy.Workload, object string) (decision, bool) {
+	req := rv.req
+	old := decodeOldWorkload(req, podGK)
+	if old == nil || maps.Equal(old.PodMeta.Labels, w.PodMeta.Labels) {
+		return decision{}, false
+	}
+	snap := s.store.Snapshot()
+	ns, _ := s.namespace(ctx, rv, object, snap.Set)
+	left := snap.Set.Unselects(old, w, ns, requester(req))
+	if len(left) == 0 {
+		return decision{}, false
+	}
+	changes := make([]guardedChange, len(left))
+	from, to := labelsString(old.PodMeta.Labels), labelsString(w.PodMeta.Labels)
+	for i, p := range left {
+		changes[i] = guardedChange{change: changePodLabels, field: "metadata.labels", old: from, new: to,
+			detail: fmt.Sprintf("{%s} -> {%s} takes the running pod out of policy %q (its podSelector): its updates would be judged without it, and a NetworkPolicy it keeps would no longer restrict the pod; delete the pod instead", from, to, p)}
+	}
+	admin := s.isAdmin(req.UserInfo.Groups)
+	s.logGuarded(ctx, rv, object, changes, admin)
+	if admin {
+		return decision{}, false
+	}
+	return decision{resp: &admissionv1.AdmissionResponse{Allowed: false, Result: s.guardStatus(podGK, object, req, changes)}, result: resultDenied}.
+		with(audit{object: object, generation: snap.Generation, note: "relabelled out of " + strings.Join(left, ", ")}), true
+}
+
+// labelsString renders labels for a message: sorted key=value pairs.
+func labelsString(l map[string]string) string {
+	return labels.Set(l).String()
 }
 
 // guardStatus is the refusal: 403 Forbidden, a cause per guarded change, and a message that names the field

@@ -320,3 +320,44 @@ func TestGuardAdminGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestRelabelOutIsGuarded: a running pod's labels may not change so that a policy that selected it no longer
+// does, except by an admin; other label changes, and relabelling into a policy, pass.
+func TestRelabelOutIsGuarded(t *testing.T) {
+	ts := startServer(t, staticPolicy(t, "    podSelector: {}\n", "    podSelector: {matchLabels: {app: agent}}\n"))
+	relabel := func(from, to map[string]string, user string, groups ...string) *admissionv1.AdmissionResponse {
+		t.Helper()
+		old, cur := compliantPod("runner"), compliantPod("runner")
+		old.Labels, cur.Labels = from, to
+		body := asUser(t, rv{gvk: podGVK, namespace: agentsNS, name: "runner", op: admissionv1.Update, obj: cur, old: old}.body(t), user, groups...)
+		code, rev, raw := ts.post("/validate", body)
+		if code != 200 || rev == nil {
+			t.Fatalf("HTTP %d: %s", code, raw)
+		}
+		return rev.Response
+	}
+	agent := map[string]string{"app": "agent"}
+	resp := relabel(agent, map[string]string{"app": "quarantined"}, "bob", "team-a")
+	if resp.Allowed || resp.Result == nil || resp.Result.Code != 403 || !strings.Contains(resp.Result.Message, `out of policy "agents"`) ||
+		!strings.Contains(resp.Result.Message, "{app=agent} -> {app=quarantined}") {
+		t.Fatalf("relabelled out by bob: %+v", resp.Result)
+	}
+	if c := causes(resp); !c["metadata.labels"] {
+		t.Errorf("causes %v, want metadata.labels", c)
+	}
+	if resp := relabel(agent, map[string]string{"app": "quarantined"}, "root", "system:masters"); !resp.Allowed {
+		t.Errorf("an admin relabelling out was refused: %+v", resp.Result)
+	}
+	if resp := relabel(agent, map[string]string{"app": "agent", "team": "a"}, "bob"); !resp.Allowed {
+		t.Errorf("a label added that keeps the pod selected was refused: %+v", resp.Result)
+	}
+	if resp := relabel(map[string]string{"app": "other"}, agent, "bob"); !resp.Allowed {
+		t.Errorf("relabelling into the policy was refused: %+v", resp.Result)
+	}
+	if got := ts.metric("agentgate_guarded_changes_total", `change="pod_labels"`, `result="refused"`); got != 1 {
+		t.Errorf("guarded_changes_total{pod_labels,refused} = %v", got)
+	}
+	if got := ts.metric("agentgate_guarded_changes_total", `change="pod_labels"`, `result="admin"`); got != 1 {
+		t.Errorf("guarded_changes_total{pod_labels,admin} = %v", got)
+	}
+}

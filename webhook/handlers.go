@@ -156,6 +156,11 @@ func (s *Server) validate(ctx context.Context, rv review) decision {
 	}
 	about := audit{object: displayName(w.Meta)}
 	s.metrics.unknown.note(s.log, w.Kind, w.PodMetaPath.String(), false, w.Unknown)
+	if gk == podGK && req.Operation == admissionv1.Update && req.SubResource == "" {
+		if d, refused := s.relabelledOut(ctx, rv, w, about.object); refused {
+			return d
+		}
+	}
 	if req.Operation == admissionv1.Update && req.SubResource == "" && (templated && unchangedTemplate(req, tk, w) || !templated && s.unchangedJudgedFields(req, gk, w)) {
 		// Updates of what no check reads (finalizers, owner references, a Pod's labels, a controller's own
 		// metadata, a scale through the main resource) of an object admitted earlier: judging them again could
