@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/tools/cache"
 
 	tu "agentgate.io/agentgate/internal/testutil"
 	"agentgate.io/agentgate/policy"
@@ -118,20 +116,7 @@ func BenchmarkNetworkPolicyCacheMemory(b *testing.B) {
 	}
 	var kept float64
 	for range b.N {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		store := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-		for i := range n {
-			obj, _ := stripManagedFields(np(i))
-			if err := store.Add(obj); err != nil {
-				b.Fatal(err)
-			}
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		runtime.KeepAlive(store)
-		kept = float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		kept = storeHeap(b, n, func(i int) any { return np(i) }, stripManagedFields)
 	}
 	b.ReportMetric(kept, "bytes-per-1000-networkpolicies")
 }
