@@ -121,8 +121,12 @@ func TestNamespaceLabelRemovalIsGuarded(t *testing.T) {
 		t.Fatalf("labels after the refusals: %v", stored.Labels)
 	}
 	if !env.external {
-		if got := env.server.metric(t, "agentgate_guarded_changes_total", `change="agents_label"`, `result="refused"`); got-refusedBefore != 4 {
+		// At least the four refusals: the API server calls a webhook again when a call's connection drops before
+		// the answer (seen once under load: 5), and each call is counted.
+		if got := env.server.metric(t, "agentgate_guarded_changes_total", `change="agents_label"`, `result="refused"`); got-refusedBefore < 4 {
 			t.Errorf("agentgate_guarded_changes_total{change=agents_label,result=refused} rose by %v, want 4", got-refusedBefore)
+		} else if got-refusedBefore > 4 {
+			t.Logf("agentgate_guarded_changes_total{change=agents_label,result=refused} rose by %v: the API server retried a call", got-refusedBefore)
 		}
 	}
 
