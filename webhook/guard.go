@@ -272,10 +272,9 @@ func (s *Server) isAdmin(groups []string) bool {
 // policy that selected it: its later updates (an image, a toleration) would be judged without that policy, and
 // the NetworkPolicy of a policy that manages the network would no longer restrict it. Nobody but an admin may;
 // the pod can always be deleted instead. Logged and counted like the guard's other changes (pod_labels).
-func (s *Server) relabelledOut(ctx context.Context, rv review, w *policy.Workload, object string) (decision, bool) {
+func (s *Server) relabelledOut(ctx context.Context, rv review, old, w *policy.Workload, object string) (decision, bool) {
 	req := rv.req
-	old := decodeOldWorkload(req, podGK)
-	if old == nil || maps.Equal(old.PodMeta.Labels, w.PodMeta.Labels) {
+	if maps.Equal(old.PodMeta.Labels, w.PodMeta.Labels) {
 		return decision{}, false
 	}
 	snap := s.store.Snapshot()

@@ -156,12 +156,20 @@ func (s *Server) validate(ctx context.Context, rv review) decision {
 	}
 	about := audit{object: displayName(w.Meta)}
 	s.metrics.unknown.note(s.log, w.Kind, w.PodMetaPath.String(), false, w.Unknown)
-	if gk == podGK && req.Operation == admissionv1.Update && req.SubResource == "" {
-		if d, refused := s.relabelledOut(ctx, rv, w, about.object); refused {
+	// The oldObject of a main-resource UPDATE of a kind judged by its type, decoded once for both uses below (a
+	// cluster newer than agentgate sends fields that make each decode a slow one).
+	var old *policy.Workload
+	if req.Operation == admissionv1.Update && req.SubResource == "" && !templated {
+		if old = decodeOldWorkload(req, gk); old != nil {
+			s.metrics.unknown.note(s.log, old.Kind, old.PodMetaPath.String(), true, old.Unknown)
+		}
+	}
+	if gk == podGK && old != nil {
+		if d, refused := s.relabelledOut(ctx, rv, old, w, about.object); refused {
 			return d
 		}
 	}
-	if req.Operation == admissionv1.Update && req.SubResource == "" && (templated && unchangedTemplate(req, tk, w) || !templated && s.unchangedJudgedFields(req, gk, w)) {
+	if req.Operation == admissionv1.Update && req.SubResource == "" && (templated && unchangedTemplate(req, tk, w) || old != nil && judgedFieldsUnchanged(old, w)) {
 		// Updates of what no check reads (finalizers, owner references, a Pod's labels, a controller's own
 		// metadata, a scale through the main resource) of an object admitted earlier: judging them again could
 		// block a pod's deletion after a policy change. What agentgate judges did not change. Not for
@@ -206,24 +214,15 @@ func judgedSubResource(gk schema.GroupKind, sub string) bool {
 	return false
 }
 
-// unchangedJudgedFields reports whether an UPDATE leaves everything the checks read as it was: the pod spec,
+// judgedFieldsUnchanged reports whether an UPDATE leaves everything the checks read as it was: the pod spec,
 // and for a controller its pod template's labels (podSelector) and annotations (AppArmor's per-container form,
 // and whatever a check reads next). A template's metadata becomes every new pod's, so a Deployment update that
 // only adds an AppArmor "unconfined" annotation to its template is judged like its CREATE. A running Pod's own
 // labels and annotations change nothing that runs (the API server refuses changes to its AppArmor annotations),
-// so relabelling an old pod stays possible after a policy change. An oldObject that does not decode counts as
-// changed: the new object is judged. Fields of the pod spec that agentgate's k8s.io/api does not know are
-// compared too (by value); those of the oldObject are counted, never judged.
-func (s *Server) unchangedJudgedFields(req *admissionv1.AdmissionRequest, gk schema.GroupKind, w *policy.Workload) bool {
-	old := decodeOldWorkload(req, gk)
-	if old == nil {
-		return false
-	}
-	s.metrics.unknown.note(s.log, old.Kind, old.PodMetaPath.String(), true, old.Unknown)
-	return judgedFieldsUnchanged(old, w)
-}
-
-// judgedFieldsUnchanged is unchangedJudgedFields once the oldObject is decoded.
+// so relabelling an old pod stays possible after a policy change, unless it leaves a policy (relabelledOut).
+// An oldObject that does not decode counts as changed: the new object is judged. Fields of the pod spec that
+// agentgate's k8s.io/api does not know are compared too (by value); those of the oldObject are counted, never
+// judged.
 func judgedFieldsUnchanged(old, w *policy.Workload) bool {
 	if !equality.Semantic.DeepEqual(old.Spec, w.Spec) || !samePodSpecUnknown(old, w) {
 		return false

@@ -185,7 +185,7 @@ func decodeReview(body []byte) (string, *admissionv1.AdmissionRequest, *badReque
 }
 
 // decodeReviewObjects is decodeReview that also leaves in RawExtension.Object the objects it could decode by
-// their kind in the same pass (reviewOptions); decodeWorkload and unchangedJudgedFields use them.
+// their kind in the same pass (reviewOptions); decodeWorkload and decodeOldWorkload use them.
 func decodeReviewObjects(body []byte) (string, *admissionv1.AdmissionRequest, *badRequest) {
 	if !utf8.Valid(body) {
 		return "", nil, &badRequest{http.StatusBadRequest, "invalid_utf8", "agentgate: request body is not valid UTF-8"}
