@@ -19,7 +19,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"agentgate.io/agentgate/cluster"
 	"agentgate.io/agentgate/internal/manifest"
@@ -90,7 +89,19 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail("--pod-template-kind: %v", err)
 	}
-	client, dyn, mc, err := auditClients(o.kubeconfig)
+	cfg, err := clusterConfig(o.kubeconfig, "agentgate-audit")
+	if err != nil {
+		return fail("%v", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	mc, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -202,26 +213,6 @@ func tokenSecretHeader(namespace, name string) *corev1.Secret {
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 		Type:       corev1.SecretTypeServiceAccountToken,
 	}
-}
-
-func auditClients(kubeconfig string) (kubernetes.Interface, dynamic.Interface, metadata.Interface, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("no cluster configuration (--kubeconfig, $KUBECONFIG, in-cluster): %w", err)
-	}
-	cfg.UserAgent = "agentgate-audit/" + version
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	mc, err := metadata.NewForConfig(cfg)
-	return client, dyn, mc, err
 }
 
 // progress is one line rewritten in place on a terminal, and nothing elsewhere (a CI log gets no noise).

@@ -11,6 +11,9 @@ import (
 	"io"
 	"strings"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+
 	"agentgate.io/agentgate/internal/checklist"
 )
 
@@ -62,7 +65,15 @@ func runChecklist(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if output != "text" && output != "json" {
 		return fail("-o %q: want text or json", output)
 	}
-	client, _, _, err := auditClients(kubeconfig)
+	cfg, err := clusterConfig(kubeconfig, "agentgate-checklist")
+	if err != nil {
+		return fail("%v", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	mc, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -70,7 +81,7 @@ func runChecklist(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if _, err := client.Discovery().ServerVersion(); err != nil {
 		return fail("API server unreachable: %v", err)
 	}
-	r := checklist.Run(ctx, client, o)
+	r := checklist.Run(ctx, client, mc, o)
 	if output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -9,6 +9,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 const usage = `agentgate: admission webhook that sandboxes agent pods
@@ -57,4 +60,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintf(stderr, "agentgate: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+// clusterConfig is the cluster every command talks to: --kubeconfig, else $KUBECONFIG, else in-cluster, with
+// the command named in its user agent (the API server's audit log tells agentgate's commands apart).
+func clusterConfig(kubeconfig, command string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no cluster configuration (--kubeconfig, $KUBECONFIG, in-cluster): %w", err)
+	}
+	cfg.UserAgent = command + "/" + version
+	return cfg, nil
 }

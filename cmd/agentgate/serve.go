@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 
 	"agentgate.io/agentgate/certs"
@@ -447,14 +446,11 @@ func servingCertificate(ctx context.Context, f *serveFlags, reg prometheus.Regis
 // returns the client (--cert-secret's rotator uses it too) and, with --policy-reports, the background audit's
 // PolicyReport writer. A nil client comes with the exit code.
 func connectCluster(ctx context.Context, f *serveFlags, opts *webhook.Options, log *slog.Logger, stderr io.Writer) (kubernetes.Interface, *cluster.PolicyReports, int) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = f.kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	cfg, err := clusterConfig(f.kubeconfig, "agentgate")
 	if err != nil {
-		fmt.Fprintf(stderr, "agentgate serve: no cluster configuration (--kubeconfig, in-cluster, $KUBECONFIG): %v\n", err)
+		fmt.Fprintf(stderr, "agentgate serve: %v\n", err)
 		return nil, nil, 2
 	}
-	cfg.UserAgent = "agentgate/" + version
 	// client-go's default of 5 requests/s (burst 10) queues requests client-side: the certificate rotator re-reads
 	// the Secret on every event of its Secret and webhook configurations, and a burst of such events (someone
 	// rewriting the configurations) then delayed renewals by seconds in the e2e tests. The API server's priority

@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 
 	"agentgate.io/agentgate/certs"
 	"agentgate.io/agentgate/cluster"
@@ -57,6 +58,7 @@ var remedies = map[string]string{
 type state struct {
 	o               Options
 	c               kubernetes.Interface
+	m               metadata.Interface // Secrets are read through it: their metadata, never their data
 	set             *policy.Set
 	setErr          string // why the policies could not be read; "" when read
 	namespaces      []policy.Namespace
@@ -69,14 +71,14 @@ type state struct {
 }
 
 // Run judges every item against the cluster behind c. It does not fail: what cannot be read is unknown.
-func Run(ctx context.Context, c kubernetes.Interface, o Options) Report {
+func Run(ctx context.Context, c kubernetes.Interface, m metadata.Interface, o Options) Report {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 5 * time.Second
 	}
-	s := &state{o: o, c: c, pods: map[string][]*corev1.Pod{}, podErr: map[string]string{}}
+	s := &state{o: o, c: c, m: m, pods: map[string][]*corev1.Pod{}, podErr: map[string]string{}}
 	s.load(ctx)
 	var items []Item
 	for _, id := range IDs {
@@ -386,24 +388,17 @@ func (s *state) token(ctx context.Context, b *builder) {
 func (s *state) tokenSecrets(ctx context.Context, b *builder) {
 	found := 0
 	for _, ns := range s.namespaces {
-		data, err := s.c.CoreV1().RESTClient().Get().Namespace(ns.Name).Resource("secrets").
-			Param("fieldSelector", cluster.TokenSecretSelector).
-			SetHeader("Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1").DoRaw(ctx)
+		names, err := cluster.TokenSecretNames(ctx, s.m, ns.Name)
 		if err != nil {
 			b.unknown("service-account token Secrets of namespace %s: %s", ns.Name, reason(err))
 			continue
 		}
-		var list metav1.PartialObjectMetadataList
-		if err := json.Unmarshal(data, &list); err != nil {
-			b.unknown("service-account token Secrets of namespace %s: %v", ns.Name, err)
-			continue
-		}
-		for _, m := range list.Items {
-			secret := &corev1.Secret{ObjectMeta: m.ObjectMeta, Type: corev1.SecretTypeServiceAccountToken}
+		for _, name := range names {
+			secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns.Name}, Type: corev1.SecretTypeServiceAccountToken}
 			if res := s.set.JudgeTokenSecret(secret, ns, policy.Requester{}); !res.Allowed() {
 				found++
 				b.fail("Secret %s/%s holds a service-account token that never expires; any pod of the namespace may name it (policy %s refuses creating one now)",
-					ns.Name, m.Name, res.Violations[0].Policy)
+					ns.Name, name, res.Violations[0].Policy)
 			}
 		}
 	}
