@@ -418,19 +418,9 @@ func verbString(a authorizationv1.ResourceAttributes) string {
 	return a.Verb + " " + r
 }
 
-// podHook says whether a webhook entry judges pod creation.
+// podHook says whether a webhook entry judges pod creation: the same rule matching as the side doors'.
 func podHook(h hook) bool {
-	for _, r := range h.rules {
-		ops := slices.ContainsFunc(r.Operations, func(op admissionregistrationv1.OperationType) bool {
-			return op == admissionregistrationv1.Create || op == admissionregistrationv1.OperationAll
-		})
-		res := slices.Contains(r.Resources, "pods") || slices.Contains(r.Resources, "*")
-		core := slices.Contains(r.APIGroups, "") || slices.Contains(r.APIGroups, "*")
-		if ops && res && core {
-			return true
-		}
-	}
-	return false
+	return routes(h.rules, sideDoor{resource: "pods", op: admissionregistrationv1.Create})
 }
 
 func (s *state) sandbox(ctx context.Context, b *builder) {
