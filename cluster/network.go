@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -344,20 +345,14 @@ func (r *reconciler) update(ctx context.Context, cur, want *networkingv1.Network
 	if np.Annotations == nil {
 		np.Annotations = map[string]string{}
 	}
-	maps(np.Labels, want.Labels)
-	maps(np.Annotations, want.Annotations)
+	maps.Copy(np.Labels, want.Labels)
+	maps.Copy(np.Annotations, want.Annotations)
 	np.Spec = want.Spec
 	updated, err := r.c.o.Client.NetworkingV1().NetworkPolicies(np.Namespace).Update(ctx, np, metav1.UpdateOptions{FieldManager: "agentgate"})
 	if err == nil {
 		r.c.wrote(np.Namespace, updated.ResourceVersion)
 	}
 	return err
-}
-
-func maps(dst, src map[string]string) {
-	for k, v := range src {
-		dst[k] = v
-	}
 }
 
 func upToDate(cur, want *networkingv1.NetworkPolicy) bool {
