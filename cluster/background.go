@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -180,7 +181,7 @@ func (a *BackgroundAudit) judge(ctx context.Context, set *policy.Set) AuditSumma
 		record(ReportResource{APIVersion: "v1", Kind: "Pod", Namespace: sp.Namespace, Name: sp.Name, UID: string(sp.UID)}, res)
 	}
 	if a.NetworkPolicies != nil {
-		for _, name := range sortedKeys(findings) { // the namespaces with judged pods
+		for _, name := range slices.Sorted(maps.Keys(findings)) { // the namespaces with judged pods
 			for _, np := range a.NetworkPolicies(name) {
 				res := set.JudgeNetworkPolicy(np, namespaces[name])
 				if len(res.Matched) == 0 {

@@ -2,12 +2,11 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
-	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -143,7 +142,7 @@ func (r *PolicyReports) Write(ctx context.Context, findings map[string]Namespace
 		byNamespace[existing.Items[i].GetNamespace()] = &existing.Items[i]
 	}
 	var errs []error
-	for _, ns := range sortedKeys(findings) {
+	for _, ns := range slices.Sorted(maps.Keys(findings)) {
 		want := reportObject(ns, findings[ns], now)
 		cur, ok := byNamespace[ns]
 		switch {
@@ -243,10 +242,11 @@ func toMap(v any) map[string]any {
 }
 
 // sameFindings compares a stored report with a wanted one, timestamps aside: an unchanged namespace is not
-// rewritten every run.
+// rewritten every run. Both sides are unstructured the same way (int64 numbers: the API server's decoding and
+// toMap's converter), so they compare as they are.
 func sameFindings(cur, want *unstructured.Unstructured) bool {
 	return reflect.DeepEqual(withoutTimestamps(cur.Object["results"]), withoutTimestamps(want.Object["results"])) &&
-		reflect.DeepEqual(normalised(cur.Object["summary"]), normalised(want.Object["summary"]))
+		reflect.DeepEqual(cur.Object["summary"], want.Object["summary"])
 }
 
 func withoutTimestamps(results any) any {
@@ -257,36 +257,9 @@ func withoutTimestamps(results any) any {
 		if !ok {
 			return results
 		}
-		c := make(map[string]any, len(m))
-		for k, v := range m {
-			if k != "timestamp" {
-				c[k] = v
-			}
-		}
-		out = append(out, normalised(c))
+		c := maps.Clone(m)
+		delete(c, "timestamp")
+		out = append(out, c)
 	}
 	return out
-}
-
-// normalised re-encodes a value through JSON, so that numbers compare alike whether they came from the API
-// server (int64) or from toMap (float64).
-func normalised(v any) any {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return v
-	}
-	var out any
-	if json.Unmarshal(b, &out) != nil {
-		return v
-	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, strings.Compare)
-	return keys
 }
