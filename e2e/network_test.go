@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,11 @@ func putNetworkPolicy(t *testing.T, allow string) {
 	t.Helper()
 	cms := env.client.CoreV1().ConfigMaps(systemNamespace)
 	cm := policyConfigMap(networkPolicyCM, networkPolicyDoc(allow))
-	if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+	_, err := cms.Create(ctx, cm, metav1.CreateOptions{})
+	if err == nil {
+		t.Cleanup(func() { _ = cms.Delete(ctx, networkPolicyCM, metav1.DeleteOptions{}) })
+	}
+	if apierrors.IsAlreadyExists(err) {
 		cur, err := cms.Get(ctx, networkPolicyCM, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -180,9 +185,6 @@ func causeFields(err error) []string {
 func TestNetworkEgress(t *testing.T) {
 	requireServer(t)
 	putNetworkPolicy(t, allowTen)
-	t.Cleanup(func() {
-		_ = env.client.CoreV1().ConfigMaps(systemNamespace).Delete(ctx, networkPolicyCM, metav1.DeleteOptions{})
-	})
 
 	// Labelling a namespace: agentgate-egress appears, exactly.
 	nsA, nsB := agentNamespace(t), agentNamespace(t)
@@ -219,7 +221,7 @@ func TestNetworkEgress(t *testing.T) {
 		t.Fatalf("a NetworkPolicy within the allowed set was denied: %v", err)
 	}
 	inside.Spec.Egress[0].Ports = nil
-	if _, err := npA.Update(ctx, inside, metav1.UpdateOptions{}); err == nil || !slicesContains(causeFields(err), "spec.egress[0].ports") {
+	if _, err := npA.Update(ctx, inside, metav1.UpdateOptions{}); err == nil || !slices.Contains(causeFields(err), "spec.egress[0].ports") {
 		t.Errorf("an UPDATE opening every port: want denied at spec.egress[0].ports, got %v", err)
 	}
 
@@ -302,24 +304,12 @@ func TestNetworkEgress(t *testing.T) {
 	}
 }
 
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // A NetworkPolicy written before its namespace was managed was never judged, and NetworkPolicies add up: one
 // that lets agent pods reach everything undoes agentgate-egress. Agent pods it selects are denied until it is
 // removed; one that selects other pods changes nothing for them.
 func TestNetworkEgressPredatingNetworkPolicy(t *testing.T) {
 	requireServer(t)
 	putNetworkPolicy(t, allowTen)
-	t.Cleanup(func() {
-		_ = env.client.CoreV1().ConfigMaps(systemNamespace).Delete(ctx, networkPolicyCM, metav1.DeleteOptions{})
-	})
 	// Written while the namespace is outside the sandbox (agentgate is not even called), then labelled.
 	ns := plainNamespace(t)
 	nps := env.client.NetworkingV1().NetworkPolicies(ns)
@@ -342,7 +332,7 @@ func TestNetworkEgressPredatingNetworkPolicy(t *testing.T) {
 			return fmt.Errorf("admitted")
 		}
 		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `NetworkPolicy "legacy-open"`) || strings.Contains(err.Error(), "legacy-other") ||
-			!slicesContains(causeFields(err), "spec.egress[0].to") {
+			!slices.Contains(causeFields(err), "spec.egress[0].to") {
 			return fmt.Errorf("denied otherwise: %v", err)
 		}
 		t.Logf("pod beside a widening NetworkPolicy: %v", err)
