@@ -35,11 +35,17 @@ var checkWindows = check{id: "windows", run: func(p *Policy, pod *podView, r *re
 	}
 	// spec.nodeName skips the scheduler, and with it every constraint above: only spec.os.name: linux (which
 	// the kubelet of another OS refuses, and which agentgate's mutation sets) keeps such a pod off Windows.
-	if s := pod.spec; s.NodeName != "" && s.OS == nil {
+	if s := pod.spec; boundWithoutOS(s) {
 		r.add("windows", pod.specPath.Child("nodeName"), "node "+quote(s.NodeName)+" without spec.os.name", "spec.os.name: linux beside it (agentgate's mutation sets it)",
 			"a pod bound to a node by name skips the scheduler and its OS constraints; it may land on a Windows node")
 	}
 }}
+
+// boundWithoutOS: the pod names its node (spec.nodeName, the scheduler skipped) and says nothing of its OS. The
+// windows check denies it, and hardening fills spec.os.name: linux where it can (one rule for both).
+func boundWithoutOS(s *corev1.PodSpec) bool {
+	return s.NodeName != "" && s.OS == nil
+}
 
 // setsWindowsOptions: a securityContext.windowsOptions anywhere in the pod, which the API server refuses
 // beside spec.os.name: linux.

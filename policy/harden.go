@@ -59,7 +59,7 @@ func (p *Policy) hardenPod(pod *podView, dry bool) bool {
 	// spec.os.name: linux makes the kubelet of any other OS refuse it (it is immutable). Only there: the
 	// conformance index fixes the default policy's patches for every other pod (README "Decisions"). Not where
 	// the API server would then refuse the pod (windowsOptions set somewhere): the windows check denies it.
-	if !pod.windows && s.NodeName != "" && s.OS == nil && !setsWindowsOptions(pod) {
+	if !pod.windows && boundWithoutOS(s) && !setsWindowsOptions(pod) {
 		if dry {
 			return true
 		}
