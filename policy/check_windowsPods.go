@@ -67,8 +67,9 @@ type windowsEvidence struct {
 // osLabels are the node labels the kubelet sets to its operating system.
 var osLabels = []string{corev1.LabelOSStable, "beta.kubernetes.io/os"}
 
-// windowsTaintKey is the taint Windows nodes carry by convention (Kubernetes' Windows guide).
-const windowsTaintKey = "node.kubernetes.io/os"
+// WindowsTaintKey is the taint Windows nodes carry by convention (Kubernetes' Windows guide): a pod tolerating
+// it may run on Windows, and the checklist expects every Windows node to carry it.
+const WindowsTaintKey = "node.kubernetes.io/os"
 
 // windowsScheduling finds the first field that lets the pod run on a Windows node, in the order of the spec
 // comment above.
@@ -105,8 +106,8 @@ func windowsScheduling(s *corev1.PodSpec, sp *field.Path) windowsEvidence {
 		}
 	}
 	for i, t := range s.Tolerations {
-		if t.Key == windowsTaintKey && (t.Operator == corev1.TolerationOpExists || t.Value == string(corev1.Windows)) {
-			return windowsEvidence{sp.Child("tolerations").Index(i), "a toleration of the Windows node taint " + windowsTaintKey}
+		if t.Key == WindowsTaintKey && (t.Operator == corev1.TolerationOpExists || t.Value == string(corev1.Windows)) {
+			return windowsEvidence{sp.Child("tolerations").Index(i), "a toleration of the Windows node taint " + WindowsTaintKey}
 		}
 	}
 	return windowsEvidence{}

@@ -496,7 +496,7 @@ func (s *state) windowsNodes(ctx context.Context, b *builder) {
 	tainted := 0
 	for _, n := range nodes.Items {
 		if slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool {
-			return t.Key == "node.kubernetes.io/os" && t.Value == "windows" && (t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute)
+			return t.Key == policy.WindowsTaintKey && t.Value == string(corev1.Windows) && (t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute)
 		}) {
 			tainted++
 			continue
