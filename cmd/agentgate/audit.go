@@ -6,12 +6,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -67,18 +65,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.output, "o", "text", "")
 	fs.StringVar(&o.output, "output", "text", "")
 	fs.Var(&o.podTemplateKinds, "pod-template-kind", "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return report.ExitUnusable
-	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "agentgate audit: "+format+"\n", a...)
-		return report.ExitUnusable
-	}
-	if fs.NArg() > 0 {
-		return fail("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	fail, code, ok := parseCommandLine(fs, args, stderr, report.ExitUnusable)
+	if !ok {
+		return code
 	}
 	switch o.output {
 	case "text", "json", "sarif":

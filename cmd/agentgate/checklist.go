@@ -5,11 +5,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -49,18 +47,9 @@ func runChecklist(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&o.TLSSecret, "tls-secret", "agentgate-tls", "")
 	fs.StringVar(&output, "o", "text", "")
 	fs.StringVar(&output, "output", "text", "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return checklist.ExitCannot
-	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "agentgate checklist: "+format+"\n", a...)
-		return checklist.ExitCannot
-	}
-	if fs.NArg() > 0 {
-		return fail("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	fail, code, ok := parseCommandLine(fs, args, stderr, checklist.ExitCannot)
+	if !ok {
+		return code
 	}
 	if output != "text" && output != "json" {
 		return fail("-o %q: want text or json", output)

@@ -4,10 +4,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"k8s.io/client-go/rest"
@@ -73,4 +76,24 @@ func clusterConfig(kubeconfig, command string) (*rest.Config, error) {
 	}
 	cfg.UserAgent = command + "/" + version
 	return cfg, nil
+}
+
+// parseCommandLine parses the flags of a command that takes no arguments (audit, checklist). ok is false when
+// it should stop with code: 0 for -h, unusable for a bad flag or a stray argument (said on stderr). fail says a
+// reason on stderr, prefixed with the command's name, and gives unusable.
+func parseCommandLine(fs *flag.FlagSet, args []string, stderr io.Writer, unusable int) (fail func(format string, a ...any) int, code int, ok bool) {
+	fail = func(format string, a ...any) int {
+		fmt.Fprintf(stderr, fs.Name()+": "+format+"\n", a...)
+		return unusable
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return fail, 0, false
+		}
+		return fail, unusable, false
+	}
+	if fs.NArg() > 0 {
+		return fail, fail("unexpected arguments: %s", strings.Join(fs.Args(), " ")), false
+	}
+	return fail, 0, true
 }
