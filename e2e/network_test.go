@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -147,7 +148,7 @@ func namespaceAdmin(t *testing.T, ns string) kubernetes.Interface {
 	t.Helper()
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "nadia-admin", Namespace: ns}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"*"}},
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "patch", "update"}},
+		{APIGroups: []string{""}, Resources: []string{"pods", "pods/status"}, Verbs: []string{"get", "list", "patch", "update"}},
 	}}
 	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "nadia-admin", Namespace: ns},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
@@ -376,6 +377,33 @@ func TestNetworkEgressPredatingNetworkPolicy(t *testing.T) {
 	_, err := nadia.CoreV1().Pods(ns).Patch(ctx, "runner", types.MergePatchType, quarantine, metav1.PatchOptions{})
 	if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `out of policy "network"`) {
 		t.Fatalf("nadia relabelling the running pod out of the network policy: want agentgate's 403, got %v", err)
+	}
+	// pods/status writes the labels it is sent: the same relabelling through it is refused alike, and a status
+	// write that leaves the labels alone is not even sent to agentgate (matchConditions).
+	_, err = nadia.CoreV1().Pods(ns).Patch(ctx, "runner", types.MergePatchType, quarantine, metav1.PatchOptions{}, "status")
+	if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "relabel.pods.agentgate.io") {
+		t.Fatalf("nadia relabelling through pods/status: want agentgate's 403 from relabel.pods, got %v", err)
+	}
+	if _, err := nadia.CoreV1().Pods(ns).Patch(ctx, "runner", types.MergePatchType, []byte(`{"status":{"message":"quarantine pending"}}`), metav1.PatchOptions{}, "status"); err != nil {
+		t.Errorf("a status write that keeps the labels: %v", err)
+	}
+	if got, err := env.client.CoreV1().Pods(ns).Get(ctx, "runner", metav1.GetOptions{}); err != nil || got.Labels["app"] != "agent" {
+		t.Fatalf("labels after the refusals: %v (%v)", got.Labels, err)
+	}
+	logs, err := os.ReadFile(env.server.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusReviews := func(event string) (n int) {
+		for _, e := range testutil.Events(logs, event) {
+			if e["namespace"] == ns && e["name"] == "runner" && e["subresource"] == "status" {
+				n++
+			}
+		}
+		return n
+	}
+	if denied, allowed := statusReviews("admission.denied"), statusReviews("admission.allowed"); denied == 0 || allowed != 0 {
+		t.Errorf("pods/status reviews reaching agentgate: %d denied, %d allowed; want the relabelling denied and the status write never sent (matchConditions)", denied, allowed)
 	}
 	if _, err := env.client.CoreV1().Pods(ns).Patch(ctx, "runner", types.MergePatchType, quarantine, metav1.PatchOptions{}); err != nil {
 		t.Errorf("an admin relabelling the pod out was refused: %v", err)

@@ -19,8 +19,10 @@
 //     that such a policy selects is denied while its namespace lacks agentgate-egress, or while another
 //     NetworkPolicy selecting it would let it reach more (Options.NetworkPolicies). A Secret CREATE of type
 //     kubernetes.io/service-account-token is judged by policy.Set.JudgeTokenSecret (secrets.go; only its type
-//     and metadata are decoded, never its data). A kind agentgate does not judge is refused (fail closed):
-//     only a misconfigured webhook sends one, and the refusal names it.
+//     and metadata are decoded, never its data). A Pod UPDATE, through pods or pods/status (which writes the
+//     labels it is sent), that takes the running pod out of a policy's podSelector is refused to all but the
+//     admin groups (guard.go, relabelledOut). A kind agentgate does not judge is refused (fail closed): only a
+//     misconfigured webhook sends one, and the refusal names it.
 //   - POST /validate-policy: a ConfigMap labelled agentgate.io/policy=true must hold a valid AgentPolicy
 //     under data[policy.yaml]; every field error comes back at once, its path prefixed data[policy.yaml].
 //   - POST /validate-guard: the changes that switch the sandbox off — a Namespace UPDATE (any subresource)

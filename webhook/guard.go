@@ -298,6 +298,27 @@ func (s *Server) relabelledOut(ctx context.Context, rv review, old, w *policy.Wo
 		with(audit{object: object, generation: snap.Generation, note: "relabelled out of " + strings.Join(left, ", ")}), true
 }
 
+// validatePodStatus judges a pods/status UPDATE for the one thing in it agentgate judges: pods/status keeps the
+// stored spec but writes the labels it is sent (tried on this API server), so it is another way to relabel a
+// running pod out of a policy. Its webhook entry sends only the updates that change labels (matchConditions):
+// the kubelet's status writes never reach agentgate.
+func (s *Server) validatePodStatus(ctx context.Context, rv review) decision {
+	req := rv.req
+	w, d, ok := s.decodeWorkload(req, podGK)
+	if !ok {
+		return d
+	}
+	about := audit{object: displayName(w.Meta), note: "pods/status: only a relabelling is judged"}
+	old := decodeOldWorkload(req, podGK)
+	if old == nil {
+		return refuse("null_object", 400, "request.oldObject is null or does not decode for an UPDATE of pods/status: the labels it changes cannot be judged")
+	}
+	if d, refused := s.relabelledOut(ctx, rv, old, w, about.object); refused {
+		return d
+	}
+	return allow().with(about)
+}
+
 // labelsString renders labels for a message: sorted key=value pairs.
 func labelsString(l map[string]string) string {
 	return labels.Set(l).String()

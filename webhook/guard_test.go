@@ -361,3 +361,35 @@ func TestRelabelOutIsGuarded(t *testing.T) {
 		t.Errorf("guarded_changes_total{pod_labels,admin} = %v", got)
 	}
 }
+
+// TestRelabelThroughStatusIsGuarded: pods/status keeps the stored spec but writes the labels it is sent, so a
+// relabelling through it is judged like one through pods; a status write that keeps the labels passes.
+func TestRelabelThroughStatusIsGuarded(t *testing.T) {
+	ts := startServer(t, staticPolicy(t, "    podSelector: {}\n", "    podSelector: {matchLabels: {app: agent}}\n"))
+	status := func(to map[string]string, user string, groups ...string) *admissionv1.AdmissionResponse {
+		t.Helper()
+		old, cur := compliantPod("runner"), compliantPod("runner")
+		old.Labels, cur.Labels = map[string]string{"app": "agent"}, to
+		cur.Status.Phase = corev1.PodRunning
+		body := asUser(t, rv{gvk: podGVK, namespace: agentsNS, name: "runner", sub: "status", op: admissionv1.Update, obj: cur, old: old}.body(t), user, groups...)
+		code, rev, raw := ts.post("/validate", body)
+		if code != 200 || rev == nil {
+			t.Fatalf("HTTP %d: %s", code, raw)
+		}
+		return rev.Response
+	}
+	if resp := status(map[string]string{"app": "quarantined"}, "bob"); resp.Allowed || resp.Result == nil || !strings.Contains(resp.Result.Message, `out of policy "agents"`) {
+		t.Fatalf("relabelled out through pods/status by bob: %+v", resp)
+	}
+	if resp := status(map[string]string{"app": "quarantined"}, "root", "system:masters"); !resp.Allowed {
+		t.Errorf("an admin relabelling out through pods/status was refused: %+v", resp.Result)
+	}
+	if resp := status(map[string]string{"app": "agent"}, "system:node:n1"); !resp.Allowed {
+		t.Errorf("a status write that keeps the labels was refused: %+v", resp.Result)
+	}
+	// The old object is what the labels are measured against: without it nothing is admitted.
+	cur := compliantPod("runner")
+	if resp := ts.answer("/validate", rv{gvk: podGVK, namespace: agentsNS, name: "runner", sub: "status", op: admissionv1.Update, obj: cur}); resp.Allowed {
+		t.Error("a pods/status UPDATE without oldObject was admitted")
+	}
+}

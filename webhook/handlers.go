@@ -140,6 +140,9 @@ func (s *Server) validate(ctx context.Context, rv review) decision {
 		// Only a misconfigured webhook sends another kind. Fail closed, and say what to fix.
 		return s.unsupportedKind(req)
 	}
+	if gk == podGK && req.SubResource == "status" {
+		return s.validatePodStatus(ctx, rv)
+	}
 	if !judgedSubResource(gk, req.SubResource) {
 		return allow().noted("subresource not judged")
 	}

@@ -525,6 +525,7 @@ var sideDoors = []sideDoor{
 	{"", "pods", admissionregistrationv1.Update, "a running pod's images and tolerations change unjudged"},
 	{"", "pods/ephemeralcontainers", admissionregistrationv1.Update, "kubectl debug adds containers unjudged"},
 	{"", "pods/resize", admissionregistrationv1.Update, "an in-place resize goes past resources.max"},
+	{"", "pods/status", admissionregistrationv1.Update, "a running pod is relabelled out of a policy (pods/status writes labels)"},
 	{"", "secrets", admissionregistrationv1.Create, "a service-account token Secret named by a running pod is filled with a token"},
 	{"networking.k8s.io", "networkpolicies", admissionregistrationv1.Create, "a NetworkPolicy opens agent pods' egress past network.egress"},
 	{"networking.k8s.io", "networkpolicies", admissionregistrationv1.Update, "a NetworkPolicy is widened past network.egress"},
